@@ -53,5 +53,5 @@ def kernels_figure(panels: dict[str, torch.Tensor], title: str = ""):
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if title else 1))
     return fig

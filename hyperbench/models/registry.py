@@ -50,3 +50,27 @@ def model_from_config(model_cfg, num_classes: int, shape: tuple[int, int, int]) 
     return create_model(
         str(model_cfg.arch), num_classes=num_classes, in_channels=shape[0], image_size=shape[1], **opts
     )
+
+
+def model_from_run(run_dir) -> tuple[Any, nn.Module]:
+    """(config, model with its saved best weights) of a finished run directory."""
+    from pathlib import Path
+
+    import torch
+    from omegaconf import OmegaConf
+
+    from ..data import dataset_info
+    from ..errors import HyperbenchError
+
+    run_dir = Path(run_dir)
+    cfg_file, weights = run_dir / ".hydra" / "config.yaml", run_dir / "model.pt"
+    if not cfg_file.exists() or not weights.exists():
+        raise HyperbenchError(
+            f"'{run_dir}' is not a finished hyperbench run: it needs .hydra/config.yaml and model.pt "
+            f"(runs write model.pt unless trainer.save_model=false)."
+        )
+    cfg = OmegaConf.load(cfg_file)
+    shape, num_classes = dataset_info(str(cfg.data.name))
+    model = model_from_config(cfg.model, num_classes, shape)
+    model.load_state_dict(torch.load(weights, map_location="cpu"))
+    return cfg, model

@@ -1,0 +1,70 @@
+"""Shared fixtures: a small synthetic MNIST in torchvision's on-disk format, Hydra composition,
+and a helper that runs the real `hyperbench` command in a subprocess."""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def write_idx_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+    """MNIST-format idx files whose classes are learnable: class k is a bright 7x7 block at a
+    position given by k, plus noise. Returns the data root (holding MNIST/raw/)."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            r, c = 3 + 7 * (k // 4), 3 + 7 * (k % 4)
+            images[i, r:r + 7, c:c + 7] = 255
+        with open(raw / f"{prefix}-images-idx3-ubyte", "wb") as f:
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        with open(raw / f"{prefix}-labels-idx1-ubyte", "wb") as f:
+            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+    return root
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory) -> Path:
+    return write_idx_mnist(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+def cfg_of():
+    """cfg_of(*overrides) -> the composed config, as `hyperbench <overrides>` would see it."""
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+
+    return _compose
+
+
+# Small, fast settings for runs on the synthetic dataset.
+TINY = ["data.val_size=100", "trainer.batch_size=100", "trainer.eval_batch_size=500", "trainer.epochs=2"]
+
+
+def hyperbench(*args: str, data_root: Path | None = None, offline: bool = True, cwd: Path | None = None,
+               command: str = "hyperbench") -> subprocess.CompletedProcess:
+    """Run the installed CLI. offline=True points HTTP(S) at a closed local port, so any download
+    attempt fails at once, as on a machine without network."""
+    env = dict(os.environ)
+    if data_root is not None:
+        env["HYPERBENCH_DATA"] = str(data_root)
+    if offline:
+        env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
+                   HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    exe = Path(sys.executable).with_name(command)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+                          cwd=cwd or ROOT, timeout=600)

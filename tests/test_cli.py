@@ -1,0 +1,106 @@
+"""The real `hyperbench` command end to end on a small synthetic MNIST, and its error messages."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from .conftest import TINY, hyperbench
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_single_run_writes_every_file(fake_mnist, tmp_path):
+    run = tmp_path / "run"
+    p = hyperbench("model=hyper4_4", "data=mnist", *TINY, f"hydra.run.dir={run}", data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    assert (run / ".hydra" / "config.yaml").exists() and (run / "hyperbench.log").exists()
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "ok" and m["model"] == "hyper4_4" and m["device"] == "cpu"
+    assert m["conv_params"] == 4244 and m["total_params"] == 12910
+    assert 0 <= m["val_acc"] <= 1 and 0 <= m["test_acc"] <= 1 and m["epochs"] == 2
+    assert m["wall_time_s"] > 0 and 1 <= m["best_epoch"] <= 2
+    hist = pd.read_csv(run / "history.csv")
+    assert list(hist.epoch) == [1, 2]
+    assert {"train_loss", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"} <= set(hist.columns)
+    assert m["test_acc"] == hist.test_acc[hist.val_acc.idxmax()]
+    for png in ("curves.png", "filters.png"):
+        data = (run / png).read_bytes()
+        assert data.startswith(PNG) and len(data) > 5000
+    state = torch.load(run / "model.pt")
+    assert state["conv2.z"].shape == (1, 4)
+
+
+def test_the_synthetic_task_is_learned(fake_mnist, tmp_path):
+    run = tmp_path / "run"
+    p = hyperbench("model=conv", *TINY, "trainer.epochs=3", "trainer.lr=0.005", f"hydra.run.dir={run}",
+                   data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((run / "metrics.json").read_text())["test_acc"] > 0.9
+
+
+def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    p = hyperbench("-m", "model=conv,hyper5_5", "trainer.lr=0.005,-1", *TINY, "trainer.epochs=1",
+                   f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    statuses = sorted(json.loads(f.read_text())["status"] for f in sweep.glob("*/metrics.json"))
+    assert statuses == ["bad_config", "bad_config", "ok", "ok"]
+    r = hyperbench(str(sweep), command="hyperbench-report")
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(sweep / "report" / "table2_mnist.csv")
+    assert list(table.Model) == ["ConvModel", "Hyper5_5"]
+    assert list(table["Count check"]) == ["match", "match"]
+    report = (sweep / "report" / "report.md").read_text()
+    assert "Failed runs (2)" in report and "trainer.lr must be a positive number" in report
+    assert (sweep / "report" / "figure2_filters.png").read_bytes().startswith(PNG)
+
+
+def test_summary_prints_the_parameter_breakdown(tmp_path):
+    p = hyperbench("task=summary", "model=hyper5_5", "data=mnist", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "conv parameters (seed 002 definition): 5,189" in out and "13,855" in out
+    assert "generated from 1 tile(s) of 16x16" in out
+    assert not (tmp_path / "metrics.json").exists()
+
+
+ERRORS = [
+    (["model=resnet50"], "Unknown model 'resnet50'. Available model configs: conv, hyper,"),
+    (["data=svhn"], "Unknown data 'svhn'"),
+    (["model=hyper0_4"], "needs a positive embedding size A and hidden size B"),
+    (["model=hyper", "model.d=0"], "model.d must be a positive integer"),
+    (["trainer.lr=fast"], "trainer.lr must be a positive number, got 'fast'"),
+    (["trainer.epochs=ten"], "trainer.epochs must be a positive integer, got 'ten'"),
+]
+
+
+@pytest.mark.parametrize("args,message", ERRORS)
+def test_bad_input_gives_one_paragraph_and_exit_2(args, message, tmp_path):
+    p = hyperbench(*args, "trainer.epochs=1" if "epochs" not in args[0] else "seed=0",
+                   f"hydra.run.dir={tmp_path / 'run'}")
+    assert p.returncode == 2
+    assert message in p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_missing_dataset_without_network(tmp_path):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    run = tmp_path / "run"
+    p = hyperbench("trainer.epochs=1", f"hydra.run.dir={run}", data_root=empty, offline=True)
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()[-1]
+    assert "is not under the data root" in err and "downloading it failed" in err and "HYPERBENCH_DATA" in err
+    assert "Traceback" not in p.stderr
+    assert json.loads((run / "metrics.json").read_text())["status"] == "missing_data"
+
+
+def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
+    run = tmp_path / "run"
+    p = hyperbench("model=conv", *TINY, "trainer.lr=1e30", "trainer.grad_clip=null", "trainer.lr_decay=1.0",
+                   "trainer.log_every=1", f"hydra.run.dir={run}", data_root=fake_mnist)
+    assert p.returncode == 2
+    assert "The training loss became" in p.stderr
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "diverged" and "Lower trainer.lr" in m["error"]
