@@ -104,3 +104,29 @@ def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
     assert "The training loss became" in p.stderr
     m = json.loads((run / "metrics.json").read_text())
     assert m["status"] == "diverged" and "Lower trainer.lr" in m["error"]
+
+
+def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    exe = Path(sys.executable).with_name("hyperbench")
+    env = dict(os.environ, HYPERBENCH_DATA=str(fake_mnist))
+    proc = subprocess.Popen([str(exe), "model=conv", *TINY, "trainer.epochs=500", f"hydra.run.dir={run}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "history.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "interrupted" and m["epochs_completed"] >= 1 and 0 <= m["test_acc"] <= 1
+    assert len(pd.read_csv(run / "history.csv")) == m["epochs_completed"]
+    assert (run / "model.pt").exists()

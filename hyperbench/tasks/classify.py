@@ -84,6 +84,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     except BaseException as exc:  # divergence, Ctrl-C, crash: keep what was measured
         partial = trainer.result
         status = getattr(exc, "status", "interrupted" if isinstance(exc, KeyboardInterrupt) else "crashed")
+        write_history(run_dir, partial.history)
         write_metrics(run_dir, {"status": status, "error": str(exc) or type(exc).__name__, **header,
                                 **counts, **fit_metrics(partial, int(cfg.trainer.epochs))})
         if partial.best_state is not None and cfg.trainer.save_model:
