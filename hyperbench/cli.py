@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .config import validate
+from .engine import seed_everything
 from .errors import ConfigError, HyperbenchError
 from .tasks import get_task
 from .tasks.common import write_metrics
@@ -73,6 +74,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         validate(cfg)
+        seed_everything(int(cfg.seed))  # model initialisation depends on the seed too
         return get_task(str(cfg.task.name))(cfg, run_dir)
     except HyperbenchError as exc:
         if not (run_dir / "metrics.json").exists():

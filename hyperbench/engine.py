@@ -41,6 +41,14 @@ class FitResult:
     wall_time_s: float = 0.0
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's generators (all devices) before anything random is built."""
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def resolve_device(name: str) -> torch.device:
     name = str(name)
     if name == "auto":

@@ -130,3 +130,17 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     assert m["status"] == "interrupted" and m["epochs_completed"] >= 1 and 0 <= m["test_acc"] <= 1
     assert len(pd.read_csv(run / "history.csv")) == m["epochs_completed"]
     assert (run / "model.pt").exists()
+
+
+def test_same_command_same_metrics_and_seed_changes_them(fake_mnist, tmp_path):
+    def metrics(name, *extra):
+        p = hyperbench("model=hyper4_4", *TINY, "trainer.epochs=1", *extra, f"hydra.run.dir={tmp_path / name}",
+                       data_root=fake_mnist)
+        assert p.returncode == 0, p.stderr
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        return {k: v for k, v in m.items() if "time" not in k and "per_epoch" not in k}, \
+            torch.load(tmp_path / name / "model.pt")
+
+    (m1, w1), (m2, w2), (m3, w3) = metrics("a"), metrics("b"), metrics("c", "seed=1")
+    assert m1 == m2 and all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert not torch.equal(w1["conv1.weight"], w3["conv1.weight"])

@@ -1,4 +1,7 @@
 """The data layer: torchvision files -> tensors on the device, fixed split, caps, clear errors."""
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -42,3 +45,13 @@ def test_missing_dataset_says_where_and_what_to_do(tmp_path):
     with pytest.raises(DataError, match="HYPERBENCH_DATA") as err:
         load_data(data_cfg(tmp_path), torch.device("cpu"))
     assert str(tmp_path) in str(err.value)
+
+
+@pytest.mark.skipif(not (Path(os.environ.get("HYPERBENCH_DATA", "/nonexistent")) / "MNIST" / "raw").is_dir(),
+                    reason="real MNIST not under HYPERBENCH_DATA")
+def test_real_mnist_split_is_the_seed002_split():
+    cfg = data_cfg(os.environ["HYPERBENCH_DATA"], val_size=5000)
+    d = load_data(cfg, torch.device("cpu"))
+    assert (len(d.train), len(d.val), len(d.test)) == (55000, 5000, 10000)
+    assert torch.bincount(d.val.y, minlength=10).min() > 400  # a random split: every digit present
+    assert d.test.y[:5].tolist() == [7, 2, 1, 0, 4]  # the official test order
