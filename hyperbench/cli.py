@@ -70,20 +70,30 @@ def check_group_choices(args: list[str]) -> None:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """Validate and run one job. In a sweep a failed job records its error and the sweep goes on."""
+    """Validate and run one job, recording any failure in its metrics.json with what was measured.
+
+    A user error exits with status 2 (one paragraph, no traceback). In a sweep a failed or crashed
+    job is recorded and the sweep goes on with the next job.
+    """
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         validate(cfg)
         seed_everything(int(cfg.seed))  # model initialisation depends on the seed too
         return get_task(str(cfg.task.name))(cfg, run_dir)
-    except HyperbenchError as exc:
-        if not (run_dir / "metrics.json").exists():
-            write_metrics(run_dir, {"status": exc.status, "error": str(exc)})
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        status = getattr(exc, "status", "interrupted" if interrupted else "crashed")
+        error = str(exc) or type(exc).__name__
+        write_metrics(run_dir, {"status": status, "error": error, **getattr(exc, "partial_metrics", {})})
+        if interrupted or not isinstance(exc, Exception):
+            raise
         if multirun:
-            log.error(str(exc))
+            log.error(error, exc_info=not isinstance(exc, HyperbenchError))
             return None
-        print(f"hyperbench: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if isinstance(exc, HyperbenchError):
+            print(f"hyperbench: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

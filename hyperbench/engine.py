@@ -114,6 +114,7 @@ class Trainer:
         steps_per_epoch = max(1, n // bs)  # full batches only, as in the reference code
         if n < bs:
             bs = n
+        evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
         self.result = result = FitResult()  # readable by the caller if fit() raises
         best_score = -math.inf
         t0 = time.perf_counter()
@@ -153,8 +154,8 @@ class Trainer:
                     bar.close()
                 row = {"epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
                        "lr": sched.get_last_lr()[0]}
-                for split in ("val", "test"):
-                    for k, v in self.evaluate(model, getattr(data, split), objective).items():
+                for split, held_out in evals.items():
+                    for k, v in self.evaluate(model, held_out, objective).items():
                         row[f"{split}_{k}"] = v
                 row["epoch_time_s"] = time.perf_counter() - te
                 result.history.append(row)

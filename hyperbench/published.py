@@ -4,6 +4,11 @@ Seed 002 = Vineet, "Hypernetworks" (CS618 report), after Ha, Dai & Le 2016.
 """
 from __future__ import annotations
 
+def row_label(model_name: str) -> str:
+    """A model config name as the seed's tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5."""
+    return "ConvModel" if model_name == "conv" else model_name[:1].upper() + model_name[1:]
+
+
 # Seed 002 Table 2 (MNIST): model config name -> (best test accuracy, conv parameters).
 MNIST_TABLE2: dict[str, tuple[float, int]] = {
     "conv": (0.9867, 12560),

@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from .files import save_figure, write_text
-from .published import MNIST_LR_GRID, MNIST_TABLE2
+from .published import MNIST_LR_GRID, MNIST_TABLE2, row_label
 
 FAILED = "failed"
 
@@ -53,10 +53,6 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def display(model: str) -> str:
-    return "ConvModel" if model == "conv" else model[:1].upper() + model[1:]
-
-
 def _mean_std(values: pd.Series, pct: bool = True) -> str:
     v = values.dropna() * (100 if pct else 1)
     if v.empty:
@@ -84,7 +80,7 @@ def mnist_table2(ok: pd.DataFrame) -> pd.DataFrame:
         pub_acc, pub_params = MNIST_TABLE2.get(model, (None, None))
         params = int(sel.conv_params.iloc[0])
         rows.append({
-            "Model": display(model),
+            "Model": row_label(model),
             "Best Test Accuracy": _mean_std(sel.test_acc),
             "Best Test Accuracy (seed 002)": f"{100 * pub_acc:.2f}%" if pub_acc else "",
             "Conv Parameters": f"{params:,}",
@@ -106,7 +102,7 @@ def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
         for lr, runs in ok[ok.model == model].groupby("lr"):
             pub = MNIST_LR_GRID.get((model, round(float(lr), 6)))
             rows.append({
-                "Model": display(model), "lr": lr,
+                "Model": row_label(model), "lr": lr,
                 "Val Accuracy": _mean_std(runs.val_acc), "Val (seed 002)": f"{100 * pub[0]:.2f}%" if pub else "",
                 "Test Accuracy": _mean_std(runs.test_acc), "Test (seed 002)": f"{100 * pub[1]:.2f}%" if pub else "",
                 "Conv Parameters": f"{int(runs.conv_params.iloc[0]):,}",
@@ -127,7 +123,7 @@ def figure2(ok: pd.DataFrame, out: Path) -> Path | None:
             continue
         best = runs.loc[runs.val_acc.idxmax()]
         _, model = model_from_run(best.run_dir)
-        panels[f"conv2 {kind} {display(best.model)}"] = model.kernels()["conv2"]
+        panels[f"conv2 {kind} {row_label(best.model)}"] = model.kernels()["conv2"]
     if len(panels) < 2:
         return None
     return save_figure(kernels_figure(panels, "Seed 002 Figure 2: MNIST conv2 kernels"), out / "figure2_filters.png")
