@@ -98,3 +98,10 @@ def test_accuracy_eval_counts_exactly():
     out = accuracy_eval(Fixed(), Split(x, y), batch_size=3)
     assert out["acc"] == 0.5
     assert out["loss"] == pytest.approx(F.cross_entropy(x.view(4, 3), y).item())
+
+
+def test_progress_bar_is_drawn_when_asked(capsys):
+    Trainer(trainer_cfg(progress=True, epochs=1, log_every=1), torch.device("cpu"), seed=0,
+            log=lambda s: None).fit(net(), bundle(), OBJ)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "8/8" in err and "loss=" in err
