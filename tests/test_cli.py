@@ -144,3 +144,10 @@ def test_same_command_same_metrics_and_seed_changes_them(fake_mnist, tmp_path):
     (m1, w1), (m2, w2), (m3, w3) = metrics("a"), metrics("b"), metrics("c", "seed=1")
     assert m1 == m2 and all(torch.equal(w1[k], w2[k]) for k in w1)
     assert not torch.equal(w1["conv1.weight"], w3["conv1.weight"])
+
+
+def test_help_lists_usage_and_every_model():
+    p = hyperbench("--help")
+    assert p.returncode == 0
+    assert "hyperbench model=hyper model.z_dim=9 model.d=3" in p.stdout
+    assert "model: conv, hyper, hyper4_4" in p.stdout and "HYPERBENCH_DATA" in p.stdout
