@@ -22,7 +22,15 @@ from .errors import ConfigError, HyperbenchError
 from .tasks import get_task
 from .tasks.common import write_metrics
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+def _conf_dir() -> Path:
+    """conf/ of the checkout (editable install), else the copy a regular install puts in sys.prefix."""
+    for candidate in (Path(__file__).resolve().parent.parent / "conf", Path(sys.prefix) / "share" / "hyperbench" / "conf"):
+        if (candidate / "config.yaml").exists():
+            return candidate
+    raise SystemExit("hyperbench: cannot find its Hydra configs (conf/config.yaml); reinstall with pip install -e .")
+
+
+CONF_DIR = _conf_dir()
 GROUPS = ("task", "data", "model", "trainer", "experiment")
 log = logging.getLogger("hyperbench")
 

@@ -1,0 +1,127 @@
+"""The `hyperbench` command: one Hydra entry point for every task.
+
+    hyperbench model=hyper5_5 data=mnist                 # one run -> outputs/runs/<time>_.../
+    hyperbench -m model=conv,hyper4_4 data=mnist         # a sweep -> outputs/sweeps/<time>_.../<n>_<model>/
+    hyperbench task=summary model=hyper5_5 data=mnist    # parameter breakdown, no training
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from .config import validate
+from .engine import seed_everything
+from .errors import ConfigError, HyperbenchError
+from .tasks import get_task
+from .tasks.common import write_metrics
+
+def _conf_dir() -> Path:
+    """conf/ of the checkout (editable install), else the copy a regular install puts in sys.prefix."""
+    for candidate in (Path(__file__).resolve().parent.parent / "conf", Path(sys.prefix) / "share" / "hyperbench" / "conf"):
+        if (candidate / "config.yaml").exists():
+            return candidate
+    raise SystemExit("hyperbench: cannot find its Hydra configs (conf/config.yaml); reinstall with pip install -e .")
+
+
+CONF_DIR = _conf_dir()
+GROUPS = ("task", "data", "model", "trainer", "experiment")
+log = logging.getLogger("hyperbench")
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _unknown_choice_message(group: str, value: str) -> str:
+    options = group_options(group)
+    msg = f"Unknown {group} '{value}'. Available {group} configs: {', '.join(options)}."
+    m = re.fullmatch(r"hyper(-?\d+)_(-?\d+)", value)
+    if group == "model" and m:
+        a, b = int(m.group(1)), int(m.group(2))
+        if a < 1 or b < 1:
+            msg += (f" A hypernetwork HyperA_B needs a positive embedding size A and hidden size B "
+                    f"(got A={a}, B={b}); e.g. model=hyper model.z_dim=5 model.d=5.")
+        else:
+            msg += (f" Any HyperA_B without its own file is composed from the generic one: "
+                    f"model=hyper model.z_dim={a} model.d={b}.")
+    else:
+        msg += f" Add conf/{group}/{value}.yaml to define a new one."
+    return msg
+
+
+def check_group_choices(args: list[str]) -> None:
+    """Refuse unknown group options (model=..., data=...) with a specific message, before Hydra runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [a for a in args if not a.startswith("-") and "=" in a]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return  # Hydra reports malformed overrides itself
+    for ov in parsed:
+        group = ov.key_or_group
+        if group not in GROUPS or ov.is_delete() or ov.package:
+            continue
+        values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
+        for value in values:
+            if value in ("null", "None") and group == "experiment":
+                continue
+            if value not in group_options(group):
+                raise ConfigError(_unknown_choice_message(group, value))
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """Validate and run one job, recording any failure in its metrics.json with what was measured.
+
+    A user error exits with status 2 (one paragraph, no traceback). In a sweep a failed or crashed
+    job is recorded and the sweep goes on with the next job.
+    """
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        validate(cfg)
+        seed_everything(int(cfg.seed))  # model initialisation depends on the seed too
+        return get_task(str(cfg.task.name))(cfg, run_dir)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        status = getattr(exc, "status", "interrupted" if interrupted else "crashed")
+        error = str(exc) or type(exc).__name__
+        write_metrics(run_dir, {"status": status, "error": error, **getattr(exc, "partial_metrics", {})})
+        if interrupted or not isinstance(exc, Exception):
+            raise
+        if multirun:
+            log.error(error, exc_info=not isinstance(exc, HyperbenchError))
+            return None
+        if isinstance(exc, HyperbenchError):
+            print(f"hyperbench: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> dict | None:
+    return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def main() -> None:
+    try:
+        check_group_choices(sys.argv[1:])
+    except ConfigError as exc:
+        print(f"hyperbench: {exc}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:
+        print("hyperbench: interrupted; what was measured so far is in the run directory "
+              "(metrics.json status 'interrupted', history.csv, model.pt of the best epoch).", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

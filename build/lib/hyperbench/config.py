@@ -1,0 +1,68 @@
+"""Start-up checks of a composed config: wrong types and impossible values fail before any work.
+
+Unknown keys are already refused by Hydra (the config is in struct mode); group names
+(model=, data=, task=, ...) are checked in cli.check_group_choices before Hydra composes.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# key -> (kind, test, what a valid value is, example override)
+Rule = tuple[str, Callable[[Any], bool], str, str]
+RULES: dict[str, Rule] = {
+    "seed": ("int", lambda v: v >= 0, "a non-negative integer", "seed=1"),
+    "trainer.epochs": ("int", lambda v: v >= 1, "a positive integer", "trainer.epochs=10"),
+    "trainer.batch_size": ("int", lambda v: v >= 1, "a positive integer", "trainer.batch_size=1000"),
+    "trainer.eval_batch_size": ("int", lambda v: v >= 1, "a positive integer", "trainer.eval_batch_size=5000"),
+    "trainer.lr": ("float", lambda v: v > 0, "a positive number", "trainer.lr=0.004"),
+    "trainer.momentum": ("float", lambda v: 0 <= v < 1, "a number in [0, 1)", "trainer.momentum=0.9"),
+    "trainer.weight_decay": ("float", lambda v: v >= 0, "a non-negative number", "trainer.weight_decay=0"),
+    "trainer.lr_decay": ("float", lambda v: 0 < v <= 1, "a number in (0, 1]", "trainer.lr_decay=0.999"),
+    "trainer.min_lr": ("float", lambda v: v >= 0, "a non-negative number", "trainer.min_lr=0.0001"),
+    "trainer.grad_clip": ("float?", lambda v: v > 0, "a positive number or null", "trainer.grad_clip=100"),
+    "trainer.log_every": ("int", lambda v: v >= 1, "a positive integer", "trainer.log_every=10"),
+    "trainer.device": ("str", lambda v: v.split(":")[0] in DEVICES, "one of auto, cpu, cuda, cuda:N, mps",
+                       "trainer.device=cpu"),
+    "data.val_size": ("int", lambda v: v >= 1, "a positive integer", "data.val_size=5000"),
+    "data.split_seed": ("int", lambda v: v >= 0, "a non-negative integer", "data.split_seed=0"),
+    "data.train_size": ("int?", lambda v: v >= 1, "a positive integer or null", "data.train_size=1000"),
+    "data.test_size": ("int?", lambda v: v >= 1, "a positive integer or null", "data.test_size=1000"),
+    "data.augment.pad": ("int", lambda v: v >= 0, "a non-negative integer", "data.augment.pad=1"),
+    "model.z_dim": ("int", lambda v: v >= 1, "a positive integer (the embedding size A of HyperA_B)",
+                    "model.z_dim=5"),
+    "model.d": ("int", lambda v: v >= 1, "a positive integer (the hidden size B of HyperA_B)", "model.d=5"),
+}
+
+
+def _kind_ok(kind: str, v: Any) -> bool:
+    if kind.endswith("?") and v is None:
+        return True
+    base = kind.rstrip("?")
+    if base == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if base == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, str)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad value, what it should be, and an example override."""
+    problems = []
+    for key, (kind, test, what, example) in RULES.items():
+        value = OmegaConf.select(cfg, key, default="__absent__")
+        if value == "__absent__":
+            continue
+        ok = _kind_ok(kind, value) and (value is None or test(value))
+        if not ok:
+            problems.append(f"{key} must be {what}, got {value!r} ({type(value).__name__}); e.g. {example}")
+    scale = OmegaConf.select(cfg, "data.scale")
+    if scale is not None and (len(scale) != 2 or not all(_kind_ok("float", s) for s in scale) or scale[0] >= scale[1]):
+        problems.append(f"data.scale must be [low, high] with low < high, got {OmegaConf.to_container(scale)}")
+    if problems:
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ". Nothing was run.")

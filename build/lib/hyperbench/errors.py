@@ -1,0 +1,25 @@
+"""User-facing errors: one paragraph that says what went wrong and what to do."""
+
+
+class HyperbenchError(Exception):
+    """A problem with the user's input or environment, reported without a traceback."""
+
+    status = "error"
+
+
+class ConfigError(HyperbenchError):
+    """An override or config value that cannot work."""
+
+    status = "bad_config"
+
+
+class DataError(HyperbenchError):
+    """A dataset that is missing or unreadable."""
+
+    status = "missing_data"
+
+
+class DivergenceError(HyperbenchError):
+    """The training loss became NaN or infinite."""
+
+    status = "diverged"

@@ -1,0 +1,57 @@
+"""What every task does around the engine: pick the device, record results, write files atomically."""
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig
+
+from ..engine import FitResult
+from ..files import write_json, write_text
+
+log = logging.getLogger("hyperbench")
+
+
+def param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def run_header(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """Facts identifying a run, repeated at the top of its metrics.json."""
+    return {
+        "task": str(cfg.task.name),
+        "data": str(cfg.data.name),
+        "model": str(cfg.model.name),
+        "seed": int(cfg.seed),
+        "device": str(device),
+        "torch": torch.__version__,
+        "host_cpu": platform.processor() or platform.machine(),
+    }
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    write_json(run_dir / "metrics.json", metrics)
+
+
+def fit_metrics(result: FitResult, epochs_planned: int) -> dict[str, Any]:
+    """Headline numbers of a fit: the best-validation epoch's val_* and test_* metrics."""
+    times = [row["epoch_time_s"] for row in result.history]
+    last = result.history[-1] if result.history else {}
+    return {
+        **result.best,
+        "best_epoch": result.best_epoch,
+        "epochs": epochs_planned,
+        "epochs_completed": len(result.history),
+        **{f"final_{k}": v for k, v in last.items() if k.startswith("test_")},
+        "wall_time_s": round(result.wall_time_s, 2),
+        "seconds_per_epoch": round(sum(times) / len(times), 3) if times else None,
+    }
