@@ -108,12 +108,14 @@ class Trainer:
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        opt = make_optimizer(model.parameters(), cfg)
+        params = list(model.parameters())
+        opt = make_optimizer(params, cfg)
         sched = make_schedule(opt, cfg)
-        n, bs = len(data.train), int(cfg.batch_size)
-        steps_per_epoch = max(1, n // bs)  # full batches only, as in the reference code
-        if n < bs:
-            bs = n
+        n = len(data.train)
+        bs = min(int(cfg.batch_size), n)
+        steps_per_epoch = n // bs  # full batches only, as in the reference code
+        clip = None if cfg.grad_clip is None else float(cfg.grad_clip)
+        log_every = int(cfg.log_every)
         evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
         self.result = result = FitResult()  # readable by the caller if fit() raises
         best_score = -math.inf
@@ -133,12 +135,12 @@ class Trainer:
                     loss = objective.loss(model, self._fmt(x), y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    if cfg.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), float(cfg.grad_clip))
+                    if clip is not None:
+                        nn.utils.clip_grad_norm_(params, clip)
                     opt.step()
                     sched.step()
                     loss_sum += loss.detach()
-                    if (step + 1) % int(cfg.log_every) == 0 or step + 1 == steps_per_epoch:
+                    if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
                         value = loss.item()  # one device sync every log_every steps
                         if not math.isfinite(value):
                             raise DivergenceError(

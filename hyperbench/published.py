@@ -4,6 +4,7 @@ Seed 002 = Vineet, "Hypernetworks" (CS618 report), after Ha, Dai & Le 2016.
 """
 from __future__ import annotations
 
+
 def row_label(model_name: str) -> str:
     """A model config name as the seed's tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5."""
     return "ConvModel" if model_name == "conv" else model_name[:1].upper() + model_name[1:]
@@ -34,6 +35,3 @@ MNIST_LR_GRID: dict[tuple[str, float], tuple[float, float]] = {
     ("hyper6_6", 0.003): (0.9830, 0.9814), ("hyper6_6", 0.004): (0.9862, 0.9811), ("hyper6_6", 0.005): (0.9854, 0.9805),
     ("hyper7_7", 0.003): (0.9870, 0.9824), ("hyper7_7", 0.004): (0.9858, 0.9805), ("hyper7_7", 0.005): (0.9854, 0.9799),
 }
-
-# Ha et al. 2016 and the authors' notebook (hardmaru/supercell), for the README's context.
-HA_2016_MNIST = {"conv": 0.9928, "hyper4_4": 0.9924}

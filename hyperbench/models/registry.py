@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Callable
 
+import torch
 import torch.nn as nn
+from omegaconf import OmegaConf
 
-from ..errors import ConfigError
+from ..data import dataset_info
+from ..errors import ConfigError, HyperbenchError
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -54,14 +58,6 @@ def model_from_config(model_cfg, num_classes: int, shape: tuple[int, int, int]) 
 
 def model_from_run(run_dir) -> tuple[Any, nn.Module]:
     """(config, model with its saved best weights) of a finished run directory."""
-    from pathlib import Path
-
-    import torch
-    from omegaconf import OmegaConf
-
-    from ..data import dataset_info
-    from ..errors import HyperbenchError
-
     run_dir = Path(run_dir)
     cfg_file, weights = run_dir / ".hydra" / "config.yaml", run_dir / "model.pt"
     if not cfg_file.exists() or not weights.exists():
