@@ -27,8 +27,11 @@ class Objective:
 
     loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
     evaluate: Callable[[nn.Module, Split, int], dict[str, float]]  # metrics of a whole split
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-    monitor: str = "acc"  # validation metric that selects the best epoch (higher is better)
+    # (x, y, generator) -> (x, y), batched on the device; y may become anything loss() understands
+    # (e.g. a (target, parameters) pair for the transform tasks).
+    augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None
+    monitor: str = "acc"  # validation metric that selects the best epoch
+    higher_is_better: bool = True  # False for losses
 
 
 @dataclass
@@ -131,7 +134,7 @@ class Trainer:
                     idx = perm[step * bs:(step + 1) * bs]
                     x, y = data.train.x[idx], data.train.y[idx]
                     if objective.augment is not None:
-                        x = objective.augment(x, gen)
+                        x, y = objective.augment(x, y, gen)
                     loss = objective.loss(model, self._fmt(x), y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -161,7 +164,7 @@ class Trainer:
                         row[f"{split}_{k}"] = v
                 row["epoch_time_s"] = time.perf_counter() - te
                 result.history.append(row)
-                score = row[f"val_{objective.monitor}"]
+                score = row[f"val_{objective.monitor}"] * (1 if objective.higher_is_better else -1)
                 if score > best_score:
                     best_score = score
                     result.best_epoch = epoch

@@ -40,7 +40,7 @@ def classification_objective(cfg: DictConfig) -> Objective:
     return Objective(
         loss=lambda model, x, y: F.cross_entropy(model(x), y),
         evaluate=accuracy_eval,
-        augment=(lambda x, g: random_crop(x, pad, g)) if pad > 0 else None,
+        augment=(lambda x, y, g: (random_crop(x, pad, g), y)) if pad > 0 else None,
         monitor="acc",
     )
 

@@ -1,0 +1,100 @@
+"""Seed 002 MNIST section: Table 2, the appendix learning-rate grid and Figure 2."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..files import save_figure, write_text
+from ..published import MNIST_LR_GRID, MNIST_TABLE2, row_label
+from .common import markdown, mean_std
+
+
+def _order(models) -> list[str]:
+    known = [m for m in MNIST_TABLE2 if m in set(models)]
+    return known + sorted(set(models) - set(known))
+
+
+def mnist_table2(ok: pd.DataFrame) -> pd.DataFrame:
+    """Seed 002 Table 2: per model the lr with the best mean validation accuracy (selection by
+    validation, never by test), its test accuracy, and the conv-parameter count."""
+    rows = []
+    for model in _order(ok.model.unique()):
+        runs = ok[ok.model == model]
+        by_lr = runs.groupby("lr").val_acc.mean()
+        lr = by_lr.idxmax()
+        sel = runs[runs.lr == lr]
+        pub_acc, pub_params = MNIST_TABLE2.get(model, (None, None))
+        params = int(sel.conv_params.iloc[0])
+        rows.append({
+            "Model": row_label(model),
+            "Best Test Accuracy": mean_std(sel.test_acc),
+            "Best Test Accuracy (seed 002)": f"{100 * pub_acc:.2f}%" if pub_acc else "",
+            "Conv Parameters": f"{params:,}",
+            "Conv Parameters (seed 002)": f"{pub_params:,}" if pub_params else "",
+            "Count check": "" if pub_params is None else ("match" if params == pub_params else "DIFFERS"),
+            "Val Accuracy": mean_std(sel.val_acc),
+            "lr": lr,
+            "lrs tried": len(by_lr),
+            "epochs": int(sel.epochs_completed.max()),
+            "s/epoch": round(float(sel.seconds_per_epoch.mean()), 1),
+        })
+    return pd.DataFrame(rows)
+
+
+def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
+    """Seed 002 appendix Tables 6-7: every (model, lr) with validation and test accuracy."""
+    rows = []
+    for model in _order(ok.model.unique()):
+        for lr, runs in ok[ok.model == model].groupby("lr"):
+            pub = MNIST_LR_GRID.get((model, round(float(lr), 6)))
+            rows.append({
+                "Model": row_label(model), "lr": lr,
+                "Val Accuracy": mean_std(runs.val_acc), "Val (seed 002)": f"{100 * pub[0]:.2f}%" if pub else "",
+                "Test Accuracy": mean_std(runs.test_acc), "Test (seed 002)": f"{100 * pub[1]:.2f}%" if pub else "",
+                "Conv Parameters": f"{int(runs.conv_params.iloc[0]):,}",
+            })
+    return pd.DataFrame(rows)
+
+
+def figure2(ok: pd.DataFrame, out: Path) -> Path | None:
+    """Seed 002 Figure 2: conv2 kernels learned by the ConvModel next to those a hypernetwork generates
+    (the best-validation run of each kind)."""
+    from ..models import model_from_run
+    from ..plots import kernels_figure, labelled_kernels
+
+    panels = {}
+    for runs in (ok[ok.model == "conv"], ok[ok.model.str.startswith("hyper")]):
+        runs = runs[[Path(d, "model.pt").exists() for d in runs.run_dir]]
+        if runs.empty:
+            continue
+        best = runs.loc[runs.val_acc.idxmax()]
+        _, model = model_from_run(best.run_dir)
+        panels.update(labelled_kernels(model, row_label(best.model)))
+    if len(panels) < 2:
+        return None
+    return save_figure(kernels_figure(panels, "Seed 002 Figure 2: MNIST conv2 kernels"), out / "figure2_filters.png")
+
+
+def section(ok: pd.DataFrame, out: Path) -> list[str]:
+    mnist = ok[(ok.task == "classify") & (ok.data == "mnist")]
+    if mnist.empty:
+        return []
+    parts = []
+    t2 = mnist_table2(mnist)
+    write_text(out / "table2_mnist.csv", t2.to_csv(index=False))
+    md = ("## MNIST, seed 002 Table 2\n\nBest Test Accuracy = test accuracy at the best-validation epoch, "
+          "for the learning rate with the best validation accuracy (the seed picked by test accuracy).\n\n"
+          + markdown(t2))
+    write_text(out / "table2_mnist.md", md + "\n")
+    parts.append(md)
+    if mnist.groupby("model").lr.nunique().max() > 1:
+        grid = mnist_lr_grid(mnist)
+        write_text(out / "lr_grid_mnist.csv", grid.to_csv(index=False))
+        md = "## MNIST learning-rate grid, seed 002 appendix Tables 6-7\n\n" + markdown(grid)
+        write_text(out / "lr_grid_mnist.md", md + "\n")
+        parts.append(md)
+    fig = figure2(mnist, out)
+    if fig is not None:
+        parts.append(f"![Figure 2]({fig.name})")
+    return parts
