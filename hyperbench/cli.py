@@ -42,15 +42,18 @@ def group_options(group: str) -> list[str]:
 def _unknown_choice_message(group: str, value: str) -> str:
     options = group_options(group)
     msg = f"Unknown {group} '{value}'. Available {group} configs: {', '.join(options)}."
-    m = re.fullmatch(r"hyper(-?\d+)_(-?\d+)", value)
+    m = re.fullmatch(r"(?:vgg_block(-?\d+)_)?hyper(-?\d+)_(-?\d+)", value)
     if group == "model" and m:
-        a, b = int(m.group(1)), int(m.group(2))
+        blocks, a, b = m.group(1), int(m.group(2)), int(m.group(3))
+        generic = "model=hyper" if blocks is None else f"model=vgg_hyper model.blocks={blocks}"
         if a < 1 or b < 1:
             msg += (f" A hypernetwork HyperA_B needs a positive embedding size A and hidden size B "
-                    f"(got A={a}, B={b}); e.g. model=hyper model.z_dim=5 model.d=5.")
+                    f"(got A={a}, B={b}); e.g. {generic} model.z_dim=5 model.d=5.")
+        elif blocks is not None and blocks not in ("1", "2", "3"):
+            msg += f" VGG-BlockN exists for N = 1, 2, 3 (seed 002 Table 1), not {blocks}."
         else:
             msg += (f" Any HyperA_B without its own file is composed from the generic one: "
-                    f"model=hyper model.z_dim={a} model.d={b}.")
+                    f"{generic} model.z_dim={a} model.d={b}.")
     else:
         msg += f" Add conf/{group}/{value}.yaml to define a new one."
     return msg

@@ -4,9 +4,15 @@ Seed 002 = Vineet, "Hypernetworks" (CS618 report), after Ha, Dai & Le 2016.
 """
 from __future__ import annotations
 
+import re
+
 
 def row_label(model_name: str) -> str:
-    """A model config name as the seed's tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5."""
+    """A model config name as the seed's tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5,
+    vgg_block2 -> VGG-Block2 ConvModel, vgg_block2_hyper16_16 -> VGG-Block2 Hyper16_16."""
+    m = re.fullmatch(r"vgg_block(\d+)(?:_(.+))?", model_name)
+    if m:
+        return f"VGG-Block{m.group(1)} {row_label(m.group(2) or 'conv')}"
     return "ConvModel" if model_name == "conv" else model_name[:1].upper() + model_name[1:]
 
 

@@ -64,7 +64,7 @@ class HyperConv2d(nn.Module):
             raise ConfigError(
                 f"Layer '{name}' ({in_channels}->{out_channels} channels) cannot be tiled from the "
                 f"hypernetwork's {g.in_size}->{g.out_size} kernel tiles: both channel counts must be "
-                f"multiples of the tile size."
+                f"multiples of the tile size (pick a tile that divides both, e.g. model.tile=16)."
             )
         self.generator = [g]  # a list, so the shared generator is not registered as our child
         self.in_channels, self.out_channels, self.padding = in_channels, out_channels, padding

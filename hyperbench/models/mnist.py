@@ -38,6 +38,13 @@ class MnistConvNet(nn.Module):
         """Kernels worth looking at: conv2, learned or generated."""
         return {"conv2": self.conv2.weight.detach()}
 
+    def generated_layers(self) -> list[dict]:
+        c = self.conv2
+        if not isinstance(c, HyperConv2d):
+            return []
+        return [{"layer": "conv2", "kernel": tuple(c.weight.shape), "tiles": c.num_tiles,
+                 "embedding_params": c.z.numel()}]
+
 
 class MnistHyperNet(MnistConvNet):
     """MnistConvNet whose conv2 kernel comes from a static hypernetwork (HyperA_B)."""
