@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,11 @@ table-mnist: install
 lr-grid-mnist: install
 	$(BIN)/hyperbench -m experiment=lr_grid_mnist trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_lr-grid-mnist
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_lr-grid-mnist
+
+## Seed 002 Tables 3-5: VGG-Block1/2/3 ConvModel and HyperA_B rows on CIFAR-10 (15 runs), then the report.
+table-cifar: install
+	$(BIN)/hyperbench -m experiment=table_cifar trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-cifar
+	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-cifar
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

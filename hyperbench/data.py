@@ -97,13 +97,15 @@ def _cifar10(root: str, download: bool, check_md5: bool = False):
         cls = type("CIFAR10", (CIFAR10,), {
             "train_list": [[f, None] for f, _ in CIFAR10.train_list],
             "test_list": [[f, None] for f, _ in CIFAR10.test_list],
+            "meta": {**CIFAR10.meta, "md5": None},
         })
     tr = _torchvision(cls, root, download, train=True)
     te = _torchvision(cls, root, download, train=False)
-    for split, ds, n in (("train", tr, 50000), ("test", te, 10000)):
-        if ds.data.shape != (n, 32, 32, 3) or sorted(set(ds.targets)) != list(range(10)):
-            raise DataError(f"CIFAR-10 {split} under '{root}' has images {ds.data.shape} and labels "
-                            f"{sorted(set(ds.targets))[:12]}; expected ({n}, 32, 32, 3) and labels 0-9.")
+    for split, ds in (("train", tr), ("test", te)):
+        labels = set(ds.targets)
+        if ds.data.shape[1:] != (32, 32, 3) or len(ds.targets) != len(ds.data) or not labels <= set(range(10)):
+            raise DataError(f"CIFAR-10 {split} under '{root}' has images {ds.data.shape}, {len(ds.targets)} "
+                            f"labels in {sorted(labels)[:12]}; expected N x 32 x 32 x 3 images, labels 0-9.")
     return (torch.from_numpy(tr.data), torch.tensor(tr.targets), torch.from_numpy(te.data),
             torch.tensor(te.targets), 10)
 

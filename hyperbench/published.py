@@ -41,3 +41,20 @@ MNIST_LR_GRID: dict[tuple[str, float], tuple[float, float]] = {
     ("hyper6_6", 0.003): (0.9830, 0.9814), ("hyper6_6", 0.004): (0.9862, 0.9811), ("hyper6_6", 0.005): (0.9854, 0.9805),
     ("hyper7_7", 0.003): (0.9870, 0.9824), ("hyper7_7", 0.004): (0.9858, 0.9805), ("hyper7_7", 0.005): (0.9854, 0.9799),
 }
+
+# Seed 002 Tables 3-5 (CIFAR-10, VGG-Block1/2/3): model config name -> (best test accuracy, conv
+# parameters as printed). Conv parameters exclude the first conv layer.
+CIFAR_TABLES: dict[int, dict[str, tuple[float, int]]] = {
+    1: {"vgg_block1": (0.7105, 2320), "vgg_block1_hyper4_4": (0.6487, 1044),
+        "vgg_block1_hyper6_6": (0.6382, 1686), "vgg_block1_hyper4_5": (0.6311, 1268),
+        "vgg_block1_hyper4_6": (0.5806, 1492)},
+    2: {"vgg_block2": (0.7476, 16208), "vgg_block2_hyper4_4": (0.5882, 1056),
+        "vgg_block2_hyper6_6": (0.5666, 1722), "vgg_block2_hyper8_8": (0.5977, 2504),
+        "vgg_block2_hyper16_16": (0.6702, 6912)},
+    3: {"vgg_block3": (0.7506, 71632), "vgg_block3_hyper8_8": (0.4779, 2696),
+        "vgg_block3_hyper8_16": (0.5666, 7196), "vgg_block3_hyper16_16": (0.5666, 7196),
+        "vgg_block3_hyper32_32": (0.5798, 22640)},
+}
+# Printed counts that disagree with the formula every other row follows (hypernetwork + one
+# embedding per 16x16 tile): they compute to 1,068, 5,000 and 7,296 (published.md section 2).
+CIFAR_MISPRINTS = frozenset({"vgg_block2_hyper4_4", "vgg_block3_hyper8_16", "vgg_block3_hyper16_16"})

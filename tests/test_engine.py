@@ -15,7 +15,10 @@ from hyperbench.tasks.classify import accuracy_eval
 
 from .conftest import CONF
 
-TRAINER = OmegaConf.load(CONF / "trainer" / "default.yaml")
+# The trainer group as composed with data=mnist (its batch/lr/decay come from data.recipe).
+_COMPOSED = OmegaConf.create({"data": OmegaConf.load(CONF / "data" / "mnist.yaml"),
+                              "trainer": OmegaConf.load(CONF / "trainer" / "default.yaml")})
+TRAINER = OmegaConf.create(OmegaConf.to_container(_COMPOSED.trainer, resolve=True))
 
 
 def blobs(n: int, seed: int) -> Split:

@@ -72,4 +72,4 @@ def test_count_mismatch_is_flagged(tmp_path, cfg_of):
     fake_run(tmp_path / "0_conv", cfg_of, "conv", 0.004, 0, 0.99, 0.98, counts=12544)
     build_report([tmp_path], tmp_path / "report")
     t = pd.read_csv(tmp_path / "report" / "table2_mnist.csv")
-    assert t["Count check"][0] == "DIFFERS"
+    assert t["Count check"][0] == "DIFFERS: seed prints 12,560, model has 12,544"

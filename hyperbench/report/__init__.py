@@ -19,9 +19,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from . import mnist
+from . import cifar, mnist
 
-SECTIONS = [mnist.section]
+SECTIONS = [mnist.section, cifar.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:

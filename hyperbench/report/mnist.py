@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..files import save_figure, write_text
 from ..published import MNIST_LR_GRID, MNIST_TABLE2, row_label
-from .common import markdown, mean_std
+from .common import markdown, mean_std, selection_table
 
 
 def _order(models) -> list[str]:
@@ -18,28 +18,7 @@ def _order(models) -> list[str]:
 def mnist_table2(ok: pd.DataFrame) -> pd.DataFrame:
     """Seed 002 Table 2: per model the lr with the best mean validation accuracy (selection by
     validation, never by test), its test accuracy, and the conv-parameter count."""
-    rows = []
-    for model in _order(ok.model.unique()):
-        runs = ok[ok.model == model]
-        by_lr = runs.groupby("lr").val_acc.mean()
-        lr = by_lr.idxmax()
-        sel = runs[runs.lr == lr]
-        pub_acc, pub_params = MNIST_TABLE2.get(model, (None, None))
-        params = int(sel.conv_params.iloc[0])
-        rows.append({
-            "Model": row_label(model),
-            "Best Test Accuracy": mean_std(sel.test_acc),
-            "Best Test Accuracy (seed 002)": f"{100 * pub_acc:.2f}%" if pub_acc else "",
-            "Conv Parameters": f"{params:,}",
-            "Conv Parameters (seed 002)": f"{pub_params:,}" if pub_params else "",
-            "Count check": "" if pub_params is None else ("match" if params == pub_params else "DIFFERS"),
-            "Val Accuracy": mean_std(sel.val_acc),
-            "lr": lr,
-            "lrs tried": len(by_lr),
-            "epochs": int(sel.epochs_completed.max()),
-            "s/epoch": round(float(sel.seconds_per_epoch.mean()), 1),
-        })
-    return pd.DataFrame(rows)
+    return selection_table(ok, list(MNIST_TABLE2), row_label, MNIST_TABLE2)
 
 
 def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
