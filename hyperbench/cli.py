@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from . import resume
 from .config import validate
 from .engine import seed_everything
 from .errors import ConfigError, HyperbenchError
@@ -31,8 +32,9 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "trainer", "experiment")
+GROUPS = ("task", "data", "model", "trainer", "experiment", "logger")
 log = logging.getLogger("hyperbench")
+_JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
 
 
 def group_options(group: str) -> list[str]:
@@ -83,9 +85,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict | None:
     A user error exits with status 2 (one paragraph, no traceback). In a sweep a failed or crashed
     job is recorded and the sweep goes on with the next job.
     """
+    global _JOB_STARTED
+    _JOB_STARTED = True
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         validate(cfg)
+        resume.prepare(cfg, run_dir)  # trainer.resume: put the checkpoint to continue into run_dir
         seed_everything(int(cfg.seed))  # model initialisation depends on the seed too
         return get_task(str(cfg.task.name))(cfg, run_dir)
     except BaseException as exc:
@@ -117,6 +122,12 @@ def main() -> None:
         sys.exit(2)
     try:
         _hydra_main()
+    except SystemExit as exc:
+        # Hydra reports a bad override or config (unknown key, wrong type, missing group option,
+        # unwritable output dir) itself and exits 1; the project's code for bad input is 2.
+        if exc.code == 1 and not _JOB_STARTED:
+            sys.exit(2)
+        raise
     except KeyboardInterrupt:
         print("hyperbench: interrupted; what was measured so far is in the run directory "
               "(metrics.json status 'interrupted', history.csv, model.pt of the best epoch).", file=sys.stderr)
