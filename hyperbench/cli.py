@@ -79,6 +79,28 @@ def check_group_choices(args: list[str]) -> None:
                 raise ConfigError(_unknown_choice_message(group, value))
 
 
+def check_output_dirs(args: list[str]) -> None:
+    """Refuse an output location that cannot be created (a file in the way, no write permission)
+    before Hydra tries to make the run directory."""
+    import os
+
+    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
+    wanted = [values[k] for k in ("hydra.run.dir", "hydra.sweep.dir") if k in values]
+    if not wanted:
+        wanted = [values.get("outputs_root") or os.environ.get("HYPERBENCH_OUTPUTS") or "outputs"]
+    for value in wanted:
+        path = Path(value.split("$", 1)[0] or ".").expanduser().absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            why = f"{existing} is a file, not a folder"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            why = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(f"Cannot create the output directory {value}: {why}. Choose another place with "
+                          f"hydra.run.dir=PATH (hydra.sweep.dir=PATH for -m) or HYPERBENCH_OUTPUTS=PATH.")
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict | None:
     """Validate and run one job, recording any failure in its metrics.json with what was measured.
 
@@ -117,6 +139,7 @@ def _hydra_main(cfg: DictConfig) -> dict | None:
 def main() -> None:
     try:
         check_group_choices(sys.argv[1:])
+        check_output_dirs(sys.argv[1:])
     except ConfigError as exc:
         print(f"hyperbench: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -130,8 +130,20 @@ def test_hydra_level_bad_input_exits_2(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
-def test_unwritable_output_dir_exits_2(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("a file where the output folder should go")
-    p = hyperbench("trainer.epochs=1", f"hydra.run.dir={blocker / 'run'}")
-    assert p.returncode == 2 and "Not a directory" in p.stderr, p.stderr
+@pytest.mark.parametrize("where", ["file in the way", "read-only folder"])
+def test_unwritable_output_dir_exits_2(tmp_path, where):
+    import os
+
+    if where == "file in the way":
+        blocked = tmp_path / "file"
+        blocked.write_text("a file where the output folder should go")
+        why = "is a file, not a folder"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root may write into a read-only folder")
+        blocked = tmp_path / "ro"
+        blocked.mkdir(mode=0o555)
+        why = "is not writable"
+    p = hyperbench("trainer.epochs=1", f"hydra.run.dir={blocked / 'run'}")
+    assert p.returncode == 2 and f"Cannot create the output directory {blocked / 'run'}: {blocked} {why}" in p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
