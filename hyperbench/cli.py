@@ -84,6 +84,8 @@ def check_output_dirs(args: list[str]) -> None:
     before Hydra tries to make the run directory."""
     import os
 
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "--info", "--resolve") for a in args):
+        return  # nothing is written
     values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
     wanted = [values[k] for k in ("hydra.run.dir", "hydra.sweep.dir") if k in values]
     if not wanted:

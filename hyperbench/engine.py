@@ -34,7 +34,7 @@ from .files import save_torch
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "hyperbench-checkpoint-v1"
 # Trainer settings that may change between an interrupted run and its resumption.
-RESUME_FREE_KEYS = ("resume", "checkpoint_every", "progress")
+RESUME_FREE_KEYS = ("resume", "checkpoint_every", "progress", "device", "log_every", "save_model")
 # Test-only: SIGKILL the process right after the checkpoint of this epoch (simulates kill -9).
 KILL_HOOK = "HYPERBENCH_TEST_KILL_AFTER_EPOCH"
 

@@ -27,7 +27,8 @@ from .files import atomic_write, write_json
 log = logging.getLogger("hyperbench")
 
 # Config keys that may differ between an interrupted run and the command that resumes it.
-RESUME_FREE = ("trainer.resume", "trainer.checkpoint_every", "trainer.progress", "logger")
+RESUME_FREE = ("trainer.resume", "trainer.checkpoint_every", "trainer.progress", "trainer.device",
+               "trainer.log_every", "trainer.save_model", "logger")
 
 
 def _flat(d, prefix: str = "") -> dict:
