@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from . import resume
 from .config import validate
 from .engine import seed_everything
 from .errors import ConfigError, HyperbenchError
@@ -31,8 +32,9 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "trainer", "experiment")
+GROUPS = ("task", "data", "model", "trainer", "experiment", "logger")
 log = logging.getLogger("hyperbench")
+_JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
 
 
 def group_options(group: str) -> list[str]:
@@ -80,15 +82,42 @@ def check_group_choices(args: list[str]) -> None:
                 raise ConfigError(_unknown_choice_message(group, value))
 
 
+def check_output_dirs(args: list[str]) -> None:
+    """Refuse an output location that cannot be created (a file in the way, no write permission)
+    before Hydra tries to make the run directory."""
+    import os
+
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "--info", "--resolve") for a in args):
+        return  # nothing is written
+    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
+    wanted = [values[k] for k in ("hydra.run.dir", "hydra.sweep.dir") if k in values]
+    if not wanted:
+        wanted = [values.get("outputs_root") or os.environ.get("HYPERBENCH_OUTPUTS") or "outputs"]
+    for value in wanted:
+        path = Path(value.split("$", 1)[0] or ".").expanduser().absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            why = f"{existing} is a file, not a folder"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            why = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(f"Cannot create the output directory {value}: {why}. Choose another place with "
+                          f"hydra.run.dir=PATH (hydra.sweep.dir=PATH for -m) or HYPERBENCH_OUTPUTS=PATH.")
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict | None:
     """Validate and run one job, recording any failure in its metrics.json with what was measured.
 
     A user error exits with status 2 (one paragraph, no traceback). In a sweep a failed or crashed
     job is recorded and the sweep goes on with the next job.
     """
+    global _JOB_STARTED
+    _JOB_STARTED = True
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         validate(cfg)
+        resume.prepare(cfg, run_dir)  # trainer.resume: put the checkpoint to continue into run_dir
         seed_everything(int(cfg.seed))  # model initialisation depends on the seed too
         return get_task(str(cfg.task.name))(cfg, run_dir)
     except BaseException as exc:
@@ -115,11 +144,18 @@ def _hydra_main(cfg: DictConfig) -> dict | None:
 def main() -> None:
     try:
         check_group_choices(sys.argv[1:])
+        check_output_dirs(sys.argv[1:])
     except ConfigError as exc:
         print(f"hyperbench: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
         _hydra_main()
+    except SystemExit as exc:
+        # Hydra reports a bad override or config (unknown key, wrong type, missing group option,
+        # unwritable output dir) itself and exits 1; the project's code for bad input is 2.
+        if exc.code == 1 and not _JOB_STARTED:
+            sys.exit(2)
+        raise
     except KeyboardInterrupt:
         print("hyperbench: interrupted; what was measured so far is in the run directory "
               "(metrics.json status 'interrupted', history.csv, model.pt of the best epoch).", file=sys.stderr)

@@ -1,7 +1,10 @@
-"""Start-up checks of a composed config: wrong types and impossible values fail before any work.
+"""Start-up checks of a composed config: wrong types, unknown keys and impossible values fail before any work.
 
-Unknown keys are already refused by Hydra (the config is in struct mode); group names
-(model=, data=, task=, ...) are checked in cli.check_group_choices before Hydra composes.
+The schema is RULES (key -> type, allowed values) plus KNOWN_KEYS: the keys a trainer or logger config
+and the top level may hold are those of conf/trainer/default.yaml, conf/logger/*.yaml and conf/config.yaml,
+so a typo in a user's own config file (or a `+trainer.x=` override) is refused too. Unknown keys on the
+command line are already refused by Hydra (the config is in struct mode); group names (model=, data=,
+task=, ...) are checked in cli.check_group_choices before Hydra composes.
 """
 from __future__ import annotations
 
@@ -37,6 +40,17 @@ RULES: dict[str, Rule] = {
     "model.z_dim": ("int", lambda v: v >= 1, "a positive integer (the embedding size A of HyperA_B)",
                     "model.z_dim=5"),
     "model.d": ("int", lambda v: v >= 1, "a positive integer (the hidden size B of HyperA_B)", "model.d=5"),
+    "trainer.optimizer": ("str", lambda v: v.lower() in ("adam", "sgd", "rmsprop"), "one of adam, sgd, rmsprop",
+                          "trainer.optimizer=adam"),
+    "trainer.channels_last": ("auto|bool", lambda v: True, "auto, true or false", "trainer.channels_last=auto"),
+    "trainer.progress": ("auto|bool", lambda v: True, "auto, true or false", "trainer.progress=false"),
+    "trainer.save_model": ("bool", lambda v: True, "true or false", "trainer.save_model=true"),
+    "trainer.checkpoint_every": ("int", lambda v: v >= 1, "a positive integer (epochs between checkpoints)",
+                                 "trainer.checkpoint_every=5"),
+    "trainer.resume": ("bool|str", lambda v: v != "", "true, false or the directory of the run to continue",
+                       "trainer.resume=true"),
+    "data.download": ("bool", lambda v: True, "true or false", "data.download=false"),
+    "logger.name": ("str", lambda v: v in ("csv", "tensorboard"), "one of csv, tensorboard", "logger=tensorboard"),
 }
 
 
@@ -48,12 +62,41 @@ def _kind_ok(kind: str, v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
     if base == "float":
         return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if base == "bool":
+        return isinstance(v, bool)
+    if base == "auto|bool":
+        return isinstance(v, bool) or v == "auto"
+    if base == "bool|str":
+        return isinstance(v, (bool, str))
     return isinstance(v, str)
+
+
+def known_keys() -> dict[str, set[str]]:
+    """Section -> the keys it may hold, read from the shipped configs ('' = the top level)."""
+    from .cli import CONF_DIR, GROUPS
+
+    top = set(OmegaConf.load(CONF_DIR / "config.yaml")) - {"defaults"}
+    loggers = set().union(*(set(OmegaConf.load(f)) for f in (CONF_DIR / "logger").glob("*.yaml")))
+    return {"": top | set(GROUPS) | {"hydra"}, "trainer": set(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")),
+            "logger": loggers}
+
+
+def unknown_keys(cfg: DictConfig) -> list[str]:
+    problems = []
+    for section, known in known_keys().items():
+        node = cfg if section == "" else OmegaConf.select(cfg, section)
+        if not isinstance(node, DictConfig):
+            continue
+        extra = sorted(set(node) - known)
+        for key in extra:
+            full = f"{section}.{key}" if section else key
+            problems.append(f"unknown key {full} (known {section or 'top-level'} keys: {', '.join(sorted(known))})")
+    return problems
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value, what it should be, and an example override."""
-    problems = []
+    problems = unknown_keys(cfg)
     for key, (kind, test, what, example) in RULES.items():
         value = OmegaConf.select(cfg, key, default="__absent__")
         if value == "__absent__":

@@ -4,13 +4,23 @@ A task supplies an Objective (loss on a batch, metrics on a split, optional batc
 the engine owns the loop: device placement, shuffling, optimizer and per-step lr schedule,
 gradient clipping, divergence checks, per-epoch evaluation, best-validation model selection,
 the history, and a clean record when a run is interrupted.
+
+Given a run directory, the engine also writes <run_dir>/checkpoint.pt (atomically) every
+trainer.checkpoint_every epochs and after the last one, and with trainer.resume set continues from
+the checkpoint found there: model, optimizer, lr schedule, RNG states (torch's global generator and
+the trainer's own), epoch, history and the best epoch so far, so that a resumed run ends with the
+same numbers as an uninterrupted one (on CPU, same seed). A diverged epoch never reaches a checkpoint.
 """
 from __future__ import annotations
 
 import copy
 import math
+import os
+import random
+import signal
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,7 +28,15 @@ import torch
 import torch.nn as nn
 
 from .data import DataBundle, Split
-from .errors import ConfigError, DivergenceError
+from .errors import CheckpointError, ConfigError, DivergenceError
+from .files import save_torch
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "hyperbench-checkpoint-v1"
+# Trainer settings that may change between an interrupted run and its resumption.
+RESUME_FREE_KEYS = ("resume", "checkpoint_every", "progress", "device", "log_every", "save_model")
+# Test-only: SIGKILL the process right after the checkpoint of this epoch (simulates kill -9).
+KILL_HOOK = "HYPERBENCH_TEST_KILL_AFTER_EPOCH"
 
 
 @dataclass
@@ -42,6 +60,7 @@ class FitResult:
     best_state: dict | None = None
     status: str = "ok"
     wall_time_s: float = 0.0
+    resumed_from_epoch: int | None = None  # set when fit() continued from a checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -87,9 +106,29 @@ def make_schedule(opt: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.L
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(decay**t, floor))
 
 
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """Read a checkpoint written by Trainer.fit; a damaged or foreign file raises CheckpointError."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"No checkpoint at {path}.") from None
+    except Exception as exc:
+        raise CheckpointError(
+            f"The checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"it is damaged or not a hyperbench checkpoint. Start afresh with trainer.resume=false "
+            f"or resume another run directory.") from None
+    needed = {"format", "epoch", "model", "optimizer", "schedule", "rng", "history"}
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not needed <= set(state):
+        raise CheckpointError(f"The checkpoint {path} is not a {CHECKPOINT_FORMAT} file (missing fields); "
+                              f"start afresh with trainer.resume=false.")
+    return state
+
+
 class Trainer:
     def __init__(self, cfg, device: torch.device, seed: int, log: Callable[[str], None] = print):
         self.cfg, self.device, self.seed, self.log = cfg, device, seed, log
+        self.run_dir = None  # set by the task to checkpoint (and resume) in that directory
         cl = cfg.channels_last
         self.channels_last = device.type in ("cpu", "cuda") if cl == "auto" else bool(cl)
         prog = cfg.progress
@@ -102,6 +141,10 @@ class Trainer:
         model.eval()
         with torch.inference_mode():
             return objective.evaluate(model, Split(self._fmt(split.x), split.y), int(self.cfg.eval_batch_size))
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.run_dir is None else Path(self.run_dir) / CHECKPOINT
 
     def fit(self, model: nn.Module, data: DataBundle, objective: Objective,
             on_epoch: Callable[[FitResult], None] | None = None) -> FitResult:
@@ -122,9 +165,34 @@ class Trainer:
         evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
         self.result = result = FitResult()  # readable by the caller if fit() raises
         best_score = -math.inf
+        first_epoch, time_before = 1, 0.0
+        ckpt = self.checkpoint_path
+        if ckpt is not None and cfg.get("resume") not in (None, False) and ckpt.exists():
+            state = load_checkpoint(ckpt, self.device)
+            self._check_trainer_config(state, ckpt)
+            try:
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"The checkpoint {ckpt} does not fit this model or optimizer "
+                                      f"({str(exc).splitlines()[0][:200]}).") from None
+            sched.load_state_dict(state["schedule"])
+            torch.set_rng_state(state["rng"]["torch"].cpu())
+            gen.set_state(state["rng"]["generator"].to(gen.get_state().device))
+            if state["rng"].get("cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+            random.setstate(_as_random_state(state["rng"]["python"]))
+            result.history = list(state["history"])
+            result.best_epoch, result.best = state["best_epoch"], dict(state["best"])
+            result.best_state, best_score = state["best_state"], float(state["best_score"])
+            first_epoch, time_before = int(state["epoch"]) + 1, float(state["wall_time_s"])
+            result.resumed_from_epoch = int(state["epoch"])
+            self.log(f"resumed from {ckpt} after epoch {state['epoch']}")
+        every = int(cfg.get("checkpoint_every", 1))
+        kill_after = int(os.environ.get(KILL_HOOK, "0"))
         t0 = time.perf_counter()
         try:
-            for epoch in range(1, int(cfg.epochs) + 1):
+            for epoch in range(first_epoch, int(cfg.epochs) + 1):
                 te = time.perf_counter()
                 model.train()
                 perm = torch.randperm(n, device=self.device, generator=gen)
@@ -149,7 +217,7 @@ class Trainer:
                             raise DivergenceError(
                                 f"The training loss became {value} at epoch {epoch}, step {step + 1} "
                                 f"(lr {sched.get_last_lr()[0]:.3g}). The run stopped; the best model so far "
-                                f"(epoch {result.best_epoch}) is kept. Lower trainer.lr, set "
+                                f"(epoch {result.best_epoch}) and the last checkpoint are kept. Lower trainer.lr, set "
                                 f"trainer.grad_clip, or check the data scale."
                             )
                         if bar is not None:
@@ -177,6 +245,20 @@ class Trainer:
                 )
                 if on_epoch is not None:
                     on_epoch(result)
+                if ckpt is not None and (epoch % every == 0 or epoch == int(cfg.epochs)):
+                    save_torch({
+                        "format": CHECKPOINT_FORMAT, "epoch": epoch,
+                        "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                        "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state(),
+                                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                                "python": random.getstate()},
+                        "history": result.history, "best_epoch": result.best_epoch, "best": result.best,
+                        "best_state": result.best_state, "best_score": best_score,
+                        "wall_time_s": time_before + time.perf_counter() - t0,
+                        "trainer": {k: v for k, v in _plain(cfg).items() if k not in RESUME_FREE_KEYS},
+                    }, ckpt)
+                    if epoch == kill_after:
+                        os.kill(os.getpid(), signal.SIGKILL)
         except DivergenceError:
             result.status = "diverged"
             raise
@@ -184,8 +266,17 @@ class Trainer:
             result.status = "interrupted"
             raise
         finally:
-            result.wall_time_s = time.perf_counter() - t0
+            result.wall_time_s = time_before + time.perf_counter() - t0
         return result
+
+    def _check_trainer_config(self, state: dict, path: Path) -> None:
+        saved, now = state.get("trainer", {}), {k: v for k, v in _plain(self.cfg).items() if k not in RESUME_FREE_KEYS}
+        diff = [f"trainer.{k}={saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now))
+                if saved.get(k) != now.get(k)]
+        if diff:
+            raise ConfigError(f"Cannot resume from {path}: it was trained with other trainer settings ("
+                              + "; ".join(diff) + "). Resume with the same settings, or start afresh "
+                              "with trainer.resume=false.")
 
     def _bar(self, total: int, epoch: int):
         if not self.progress:
@@ -193,3 +284,14 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(total=total, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False, file=sys.stderr)
+
+
+def _plain(cfg) -> dict:
+    from omegaconf import DictConfig, OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def _as_random_state(state):
+    """random.setstate wants tuples; a checkpoint may hand back lists."""
+    return tuple(tuple(s) if isinstance(s, list) else s for s in state)

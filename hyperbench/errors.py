@@ -23,3 +23,9 @@ class DivergenceError(HyperbenchError):
     """The training loss became NaN or infinite."""
 
     status = "diverged"
+
+
+class CheckpointError(HyperbenchError):
+    """A checkpoint to resume from that is missing, damaged or does not fit the run."""
+
+    status = "bad_checkpoint"

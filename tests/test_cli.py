@@ -54,6 +54,8 @@ def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist
     report = (sweep / "report" / "report.md").read_text()
     assert "Failed runs (2)" in report and "trainer.lr must be a positive number" in report
     assert (sweep / "report" / "figure2_filters.png").read_bytes().startswith(PNG)
+    page = (sweep / "report" / "report.html").read_text()  # one self-contained page: tables and figures
+    assert "<table>" in page and "data:image/png;base64," in page and "Failed runs (2)" in page
 
 
 def test_summary_prints_the_parameter_breakdown(tmp_path):

@@ -62,6 +62,15 @@ def test_experiment_presets_sweep_the_table(cfg_of):
     ("data.val_size=0", "data.val_size must be a positive integer"),
     ("data.augment.pad=-1", "data.augment.pad must be a non-negative integer"),
     ("data.scale=[1,0]", "data.scale must be [low, high]"),
+    ("seed=-1", "seed must be a non-negative integer"),
+    ("trainer.epochs=true", "trainer.epochs must be a positive integer, got True (bool)"),
+    ("trainer.optimizer=adamw", "trainer.optimizer must be one of adam, sgd, rmsprop"),
+    ("trainer.save_model=maybe", "trainer.save_model must be true or false"),
+    ("trainer.progress=sometimes", "trainer.progress must be auto, true or false"),
+    ("trainer.checkpoint_every=0", "trainer.checkpoint_every must be a positive integer"),
+    ("trainer.resume=''", "trainer.resume must be true, false or the directory of the run to continue"),
+    ("+trainer.lrr=0.1", "unknown key trainer.lrr (known trainer keys: batch_size,"),
+    ("+epochs=3", "unknown key epochs (known top-level keys:"),
 ])
 def test_bad_values_fail_validation_with_the_key_and_an_example(cfg_of, override, message):
     cfg = cfg_of("model=hyper", override) if override.startswith("model.") else cfg_of(override)
@@ -77,6 +86,7 @@ def test_bad_values_fail_validation_with_the_key_and_an_example(cfg_of, override
     (["-m", "model=conv,nosuch"], "Unknown model 'nosuch'"),
     (["model=hyper9_3"], "model=hyper model.z_dim=9 model.d=3"),
     (["model=hyper0_5"], "needs a positive embedding size"),
+    (["logger=wandb"], "Unknown logger 'wandb'"),
 ])
 def test_unknown_group_options_are_refused_before_hydra(args, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -108,3 +108,90 @@ def test_progress_bar_is_drawn_when_asked(capsys):
             log=lambda s: None).fit(net(), bundle(), OBJ)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "/8 [" in err and "loss=" in err  # tqdm may skip redraws: no 8/8
+
+
+# --- checkpoints and resume (in process) ---
+
+from hyperbench.engine import CHECKPOINT, load_checkpoint  # noqa: E402
+from hyperbench.errors import CheckpointError, ConfigError  # noqa: E402
+
+
+def _strip(history):
+    return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in history]
+
+
+def _fit(run_dir, loss=None, model=None, **cfg):
+    torch.manual_seed(7)  # the model's init
+    m = model if model is not None else net()
+    tr = Trainer(trainer_cfg(**cfg), torch.device("cpu"), seed=3, log=lambda s: None)
+    tr.run_dir = run_dir
+    obj = OBJ if loss is None else Objective(loss=loss, evaluate=accuracy_eval)
+    return tr, tr.fit(m, bundle(), obj)
+
+
+def _interrupting_loss(after_steps):
+    calls = {"n": 0}
+
+    def loss(m, x, y):
+        calls["n"] += 1
+        if calls["n"] > after_steps:
+            raise KeyboardInterrupt
+        return F.cross_entropy(m(x), y)
+
+    return loss
+
+
+def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
+    _, full = _fit(tmp_path / "a", epochs=3)
+    with pytest.raises(KeyboardInterrupt):  # 8 steps per epoch: stopped in epoch 3
+        _fit(tmp_path / "b", loss=_interrupting_loss(19), epochs=3)
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["epoch"] == 2
+    _, resumed = _fit(tmp_path / "b", resume=True, epochs=3)
+    assert resumed.resumed_from_epoch == 2 and _strip(resumed.history) == _strip(full.history)
+    assert resumed.best == full.best and resumed.best_epoch == full.best_epoch
+    assert all(torch.equal(resumed.best_state[k], full.best_state[k]) for k in full.best_state)
+
+
+def test_checkpoint_interval_and_final_checkpoint(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path, loss=_interrupting_loss(8 * 3 + 1), checkpoint_every=2)  # epochs 1-3 done
+    assert load_checkpoint(tmp_path / CHECKPOINT)["epoch"] == 2
+    _fit(tmp_path / "b", checkpoint_every=2, epochs=3)
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["epoch"] == 3  # the last epoch is always saved
+
+
+def test_diverging_loss_never_overwrites_the_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def loss(m, x, y):
+        calls["n"] += 1
+        out = F.cross_entropy(m(x), y)
+        return out if calls["n"] <= 16 else out * math.nan
+
+    with pytest.raises(DivergenceError, match="last checkpoint are kept"):
+        _fit(tmp_path, loss=loss, log_every=1)
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["epoch"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_or_recipe(tmp_path):
+    _fit(tmp_path, epochs=1)
+    wider = nn.Sequential(nn.Flatten(), nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        _fit(tmp_path, model=wider, epochs=1, resume=True)
+    with pytest.raises(ConfigError, match=r"trainer.lr=0.01 there, 0.02 here"):
+        _fit(tmp_path, epochs=1, lr=0.02, resume=True)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
+def test_damaged_checkpoint_gives_a_clear_error(tmp_path, damage):
+    _fit(tmp_path, epochs=1)
+    f = tmp_path / CHECKPOINT
+    if damage == "garbage":
+        f.write_bytes(b"not a checkpoint at all")
+    elif damage == "truncated":
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    else:
+        torch.save({"weights": torch.zeros(3)}, f)
+    with pytest.raises(CheckpointError, match="damaged or not a hyperbench checkpoint|not a hyperbench-checkpoint"):
+        _fit(tmp_path, epochs=2, resume=True)

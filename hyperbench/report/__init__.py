@@ -1,9 +1,10 @@
 """`hyperbench-report PATH...`: turn run and sweep directories into the seeds' tables.
 
 Reads only files in run directories (metrics.json, .hydra/config.yaml, model.pt), so it works the
-same for local and cluster sweeps. Writes into <first PATH>/report/ (or --out): runs.csv, one CSV and
-one markdown file per table, figures, and report.md, which it also prints.
-Several runs of one configuration (seeds) are shown as mean ± std (n).
+same for local, joblib and SLURM sweeps. Writes into <first PATH>/report/ (or --out): runs.csv, one CSV
+and one markdown file per table, figures, report.md (which it also prints) and report.html, the same
+page self-contained (figures embedded). Runs whose configs differ only in seed (and in settings that do
+not change what is measured, report/common.NOT_CONFIG) are one configuration: mean ± std (n) over seeds.
 
 Each task's tables live in their own module with a `section(ok_runs, out) -> list[markdown]`;
 SECTIONS lists them in the order the report prints them.
@@ -19,9 +20,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from . import cifar, mnist
+from . import cifar, mnist, seeds
+from .common import config_key
+from .html import to_html
 
-SECTIONS = [mnist.section, cifar.section]
+SECTIONS = [mnist.section, cifar.section, seeds.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:
@@ -48,6 +51,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "model": OmegaConf.select(cfg, "model.name"),  # resolves hyper${.z_dim}_${.d}
                 "lr": OmegaConf.select(cfg, "trainer.lr"),
                 "seed": OmegaConf.select(cfg, "seed"),
+                "config_key": config_key(cfg),
                 "config": cfg,
             }
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
@@ -62,16 +66,20 @@ def build_report(paths: list[Path], out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "runs.csv", runs.drop(columns="config").to_csv(index=False))
     ok = runs[runs.status == "ok"]
-    sections = [f"# hyperbench report\n\nRuns read: {len(runs)} ({len(ok)} ok) from {', '.join(map(str, paths))}"]
+    superseded = runs[runs.status == "superseded"]  # interrupted, then continued by trainer.resume elsewhere
+    sections = [f"# hyperbench report\n\nRuns read: {len(runs)} ({len(ok)} ok"
+                + (f", {len(superseded)} superseded by their resumed run" if len(superseded) else "")
+                + f") from {', '.join(map(str, paths))}"]
     if not ok.empty:
         for section in SECTIONS:
             sections += section(ok, out)
-    failed = runs[runs.status != "ok"]
+    failed = runs[~runs.status.isin(["ok", "superseded"])]
     if not failed.empty:
         lines = [f"- `{r.run_dir}` ({r.model}): **{r.status}**: {str(r.error).strip()}" for r in failed.itertuples()]
         sections.append(f"## Failed runs ({len(failed)})\n\n" + "\n".join(lines))
     text = "\n\n".join(sections) + "\n"
     write_text(out / "report.md", text)
+    write_text(out / "report.html", to_html(text, out))
     return text
 
 

@@ -1,9 +1,17 @@
 """Helpers every report section shares: percent formatting over seeds and markdown tables."""
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import pandas as pd
+from omegaconf import OmegaConf
+
+# Keys that do not change what a run measures: runs differing only in these (and in seed) are
+# repetitions of one configuration, and the report pools them as mean ± std (n) over seeds.
+NOT_CONFIG = ("seed", "outputs_root", "data.root", "data.download", "trainer.resume", "trainer.checkpoint_every",
+              "trainer.progress", "trainer.log_every", "trainer.save_model", "trainer.device", "logger",
+              "task.compare_with")
 
 
 def mean_std(fractions: pd.Series, digits: int = 2) -> str:
@@ -37,15 +45,15 @@ def selection_table(runs: pd.DataFrame, order: list[str], label: Callable[[str],
                     published: dict[str, tuple[float | None, int | None]],
                     misprints: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Seed 002's table layout (Model | Best Test Accuracy | Conv Parameters), published values
-    beside ours. Per model, the lr with the best mean validation accuracy is selected (never by
-    test accuracy); its runs (seeds) give mean ± std (n)."""
+    beside ours. Per model, the configuration (lr, ...) with the best mean validation accuracy is selected
+    (never by test accuracy); its runs (seeds) give mean ± std (n)."""
     rows = []
     models = [m for m in order if m in set(runs.model)] + sorted(set(runs.model) - set(order))
     for model in models:
         mruns = runs[runs.model == model]
-        by_lr = mruns.groupby("lr").val_acc.mean()
-        lr = by_lr.idxmax()
-        sel = mruns[mruns.lr == lr]
+        by_config = mruns.groupby("config_key").val_acc.mean()  # one entry per config, seeds pooled
+        sel = mruns[mruns.config_key == by_config.idxmax()]
+        lr = sel.lr.iloc[0]
         pub_acc, pub_params = published.get(model, (None, None))
         params = int(sel.conv_params.iloc[0])
         rows.append({
@@ -57,8 +65,40 @@ def selection_table(runs: pd.DataFrame, order: list[str], label: Callable[[str],
             "Count check": count_check(params, pub_params, model in misprints),
             "Val Accuracy": mean_std(sel.val_acc),
             "lr": lr,
-            "lrs tried": len(by_lr),
+            "lrs tried": mruns.lr.nunique(),
             "epochs": int(sel.epochs_completed.max()),
             "s/epoch": round(float(sel.seconds_per_epoch.mean()), 1),
         })
     return pd.DataFrame(rows)
+
+
+def flat_config(cfg) -> dict:
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an interpolation that does not resolve here (e.g. a missing env var)
+        container = OmegaConf.to_container(cfg, resolve=False)
+    return dict(walk(container))
+
+
+def config_key(cfg) -> str:
+    """The run's configuration without seed and the NOT_CONFIG keys: equal keys = one config, many seeds."""
+    flat = flat_config(cfg)
+    kept = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_CONFIG)}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def mean_std_plain(values: pd.Series, digits: int = 4) -> str:
+    """Like mean_std, for values that are not fractions (losses, seconds)."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return ""
+    if len(v) == 1:
+        return f"{v.iloc[0]:.{digits}g}"
+    return f"{v.mean():.{digits}g} ± {v.std(ddof=1):.2g} (n={len(v)})"

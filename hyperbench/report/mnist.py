@@ -25,7 +25,8 @@ def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
     """Seed 002 appendix Tables 6-7: every (model, lr) with validation and test accuracy."""
     rows = []
     for model in _order(ok.model.unique()):
-        for lr, runs in ok[ok.model == model].groupby("lr"):
+        for _, runs in sorted(ok[ok.model == model].groupby("config_key"), key=lambda kv: kv[1].lr.iloc[0]):
+            lr = runs.lr.iloc[0]
             pub = MNIST_LR_GRID.get((model, round(float(lr), 6)))
             rows.append({
                 "Model": row_label(model), "lr": lr,
@@ -63,7 +64,8 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     t2 = mnist_table2(mnist)
     write_text(out / "table2_mnist.csv", t2.to_csv(index=False))
     md = ("## MNIST, seed 002 Table 2\n\nBest Test Accuracy = test accuracy at the best-validation epoch, "
-          "for the learning rate with the best validation accuracy (the seed picked by test accuracy).\n\n"
+          "for the learning rate with the best validation accuracy (the seed picked by test accuracy). "
+          "Runs whose configs differ only in seed are pooled: mean ± std (n) over seeds.\n\n"
           + markdown(t2))
     write_text(out / "table2_mnist.md", md + "\n")
     parts.append(md)

@@ -54,4 +54,19 @@ def fit_metrics(result: FitResult, epochs_planned: int) -> dict[str, Any]:
         **{f"final_{k}": v for k, v in last.items() if k.startswith("test_")},
         "wall_time_s": round(result.wall_time_s, 2),
         "seconds_per_epoch": round(sum(times) / len(times), 3) if times else None,
+        **({"resumed_after_epoch": result.resumed_from_epoch} if result.resumed_from_epoch is not None else {}),
     }
+
+
+def epoch_recorder(cfg: DictConfig, run_dir: Path):
+    """on_epoch callback for Trainer.fit: rewrite history.csv and feed the configured logger.
+    Returns (callback, close)."""
+    from ..loggers import make_logger
+
+    logger = make_logger(cfg, run_dir)
+
+    def on_epoch(result: FitResult) -> None:
+        write_history(run_dir, result.history)
+        logger.log(result.history)
+
+    return on_epoch, logger.close
