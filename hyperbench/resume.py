@@ -43,8 +43,13 @@ def _flat(d, prefix: str = "") -> dict:
 
 
 def comparable(cfg) -> dict:
-    """The config as flat key -> value (interpolations unresolved), without RESUME_FREE keys."""
-    flat = _flat(OmegaConf.to_container(cfg, resolve=False))
+    """The config as flat key -> value, without RESUME_FREE keys. Interpolations are resolved (the
+    trainer's batch/lr come from ${data.recipe...}), unless one cannot be here (then compared as written)."""
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        container = OmegaConf.to_container(cfg, resolve=False)
+    flat = _flat(container)
     return {k: v for k, v in flat.items() if not any(k == f or k.startswith(f + ".") for f in RESUME_FREE)}
 
 
