@@ -50,6 +50,10 @@ RULES: dict[str, Rule] = {
     "trainer.resume": ("bool|str", lambda v: v != "", "true, false or the directory of the run to continue",
                        "trainer.resume=true"),
     "data.download": ("bool", lambda v: True, "true or false", "data.download=false"),
+    "data.check_md5": ("bool", lambda v: True, "true or false", "data.check_md5=false"),
+    "trainer.amp": ("str", lambda v: v in ("auto", "off", "bf16", "fp16"), "one of auto, off, bf16, fp16",
+                    "trainer.amp=bf16"),
+    "trainer.compile": ("bool", lambda v: True, "true or false", "trainer.compile=true"),
     "logger.name": ("str", lambda v: v in ("csv", "tensorboard"), "one of csv, tensorboard", "logger=tensorboard"),
 }
 

@@ -125,6 +125,16 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     return state
 
 
+def amp_dtype(name: str, device: torch.device) -> torch.dtype | None:
+    """trainer.amp -> autocast dtype or None. auto = bf16 on a CUDA GPU that supports it, else off
+    (on CPU autocast is slower than fp32 unless the CPU has bf16 units; ask for it with amp=bf16)."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if name == "fp16" and device.type != "cuda":
+        raise ConfigError("trainer.amp=fp16 needs a CUDA device; use trainer.amp=bf16 or off on this one.")
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
 class Trainer:
     def __init__(self, cfg, device: torch.device, seed: int, log: Callable[[str], None] = print):
         self.cfg, self.device, self.seed, self.log = cfg, device, seed, log
@@ -133,13 +143,19 @@ class Trainer:
         self.channels_last = device.type in ("cpu", "cuda") if cl == "auto" else bool(cl)
         prog = cfg.progress
         self.progress = sys.stderr.isatty() if prog == "auto" else bool(prog)
+        self.amp_dtype = amp_dtype(str(cfg.get("amp", "off")), device)
+        self.compile = bool(cfg.get("compile", False))
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
 
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def evaluate(self, model: nn.Module, split: Split, objective: Objective) -> dict[str, float]:
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             return objective.evaluate(model, Split(self._fmt(split.x), split.y), int(self.cfg.eval_batch_size))
 
     @property
@@ -155,6 +171,8 @@ class Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         params = list(model.parameters())
+        train_model = torch.compile(model) if self.compile else model  # shares the parameters
+        scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         opt = make_optimizer(params, cfg)
         sched = make_schedule(opt, cfg)
         n = len(data.train)
@@ -203,12 +221,21 @@ class Trainer:
                     x, y = data.train.x[idx], data.train.y[idx]
                     if objective.augment is not None:
                         x, y = objective.augment(x, y, gen)
-                    loss = objective.loss(model, self._fmt(x), y)
+                    with self._autocast():
+                        loss = objective.loss(train_model, self._fmt(x), y)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if clip is not None:
-                        nn.utils.clip_grad_norm_(params, clip)
-                    opt.step()
+                    if scaler is None:
+                        loss.backward()
+                        if clip is not None:
+                            nn.utils.clip_grad_norm_(params, clip)
+                        opt.step()
+                    else:  # fp16: scale the loss, unscale before clipping
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(opt)
+                        if clip is not None:
+                            nn.utils.clip_grad_norm_(params, clip)
+                        scaler.step(opt)
+                        scaler.update()
                     sched.step()
                     loss_sum += loss.detach()
                     if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:

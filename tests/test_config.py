@@ -69,7 +69,7 @@ def test_experiment_presets_sweep_the_table(cfg_of):
     ("trainer.progress=sometimes", "trainer.progress must be auto, true or false"),
     ("trainer.checkpoint_every=0", "trainer.checkpoint_every must be a positive integer"),
     ("trainer.resume=''", "trainer.resume must be true, false or the directory of the run to continue"),
-    ("+trainer.lrr=0.1", "unknown key trainer.lrr (known trainer keys: batch_size,"),
+    ("+trainer.lrr=0.1", "unknown key trainer.lrr (known trainer keys: amp, batch_size,"),
     ("+epochs=3", "unknown key epochs (known top-level keys:"),
 ])
 def test_bad_values_fail_validation_with_the_key_and_an_example(cfg_of, override, message):

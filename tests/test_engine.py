@@ -195,3 +195,18 @@ def test_damaged_checkpoint_gives_a_clear_error(tmp_path, damage):
         torch.save({"weights": torch.zeros(3)}, f)
     with pytest.raises(CheckpointError, match="damaged or not a hyperbench checkpoint|not a hyperbench-checkpoint"):
         _fit(tmp_path, epochs=2, resume=True)
+
+
+def test_bf16_autocast_on_cpu_still_learns_and_keeps_fp32_weights():
+    res = Trainer(trainer_cfg(amp="bf16"), torch.device("cpu"), seed=0, log=lambda s: None).fit(net(), bundle(), OBJ)
+    assert res.best["val_acc"] > 0.9
+    assert all(v.dtype == torch.float32 for v in res.best_state.values())
+
+
+def test_amp_auto_is_off_on_cpu_and_fp16_needs_cuda():
+    from hyperbench.engine import amp_dtype
+    from hyperbench.errors import ConfigError
+
+    assert amp_dtype("auto", torch.device("cpu")) is None and amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ConfigError, match="trainer.amp=fp16 needs a CUDA device"):
+        amp_dtype("fp16", torch.device("cpu"))
