@@ -19,9 +19,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from . import mnist
+from . import invariance, mnist
 
-SECTIONS = [mnist.section]
+SECTIONS = [mnist.section, invariance.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:
@@ -48,6 +48,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "model": OmegaConf.select(cfg, "model.name"),  # resolves hyper${.z_dim}_${.d}
                 "lr": OmegaConf.select(cfg, "trainer.lr"),
                 "seed": OmegaConf.select(cfg, "seed"),
+                "rotation": OmegaConf.select(cfg, "rotation.name"),
                 "config": cfg,
             }
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
