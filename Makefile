@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EPOCHS ?= 20
+# Seed 001 table budget: epochs per row, chosen to fit about 35 minutes for all six rows on 2 shared CPU cores.
+INVARIANCE_EPOCHS ?= 1
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 
 # Offline datasets: use ../shared/data when it sits beside the checkout (as on CI).
@@ -11,7 +13,7 @@ ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +48,11 @@ lr-grid-mnist: install
 table-cifar: install
 	$(BIN)/hyperbench -m experiment=table_cifar trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-cifar
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-cifar
+
+## Seed 001 "Recognition": Ptest/P34in/Pout/Pinv of the six CNN rows, then the report (one table, one figure).
+table-invariance: install
+	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
+	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

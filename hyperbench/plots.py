@@ -66,3 +66,38 @@ def kernels_figure(panels: dict[str, torch.Tensor], title: str = ""):
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93 if title else 1))
     return fig
+
+
+def angle_curves_figure(curves: dict[str, pd.DataFrame], protocol, title: str = ""):
+    """Accuracy versus rotation angle (acc_vs_angle.csv: angle, restricted, others), one line per run,
+    for the restricted digits (left) and the others (right). Shaded: each group's training range;
+    on the left also the protocol's evaluation ranges (seed001: Pout, Pinv)."""
+    from .rotation import wrapped_spans
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    restricted = ", ".join(map(str, protocol.restricted))
+    groups = (("restricted", f"restricted digits ({restricted})", protocol.restricted_range),
+              ("others", "other digits", protocol.others_range))
+    colours = ["tab:red", "tab:purple", "tab:brown", "tab:olive"]
+    for ax, (col, label, train) in zip(axes, groups):
+        for i, (a, b) in enumerate(wrapped_spans(*train)):
+            ax.axvspan(a, b, color="tab:green", alpha=0.12, lw=0, label="training range" if i == 0 else None)
+        if col == "restricted":
+            evals = [(k, r) for k, r in protocol.eval_ranges.items() if tuple(r) != tuple(train)]
+            for (name, (lo, hi)), colour in zip(evals, colours):
+                for i, (a, b) in enumerate(wrapped_spans(lo, hi)):
+                    ax.axvspan(a, b, ymin=0, ymax=0.06, color=colour, alpha=0.5, lw=0,
+                               label=f"{name} range [{lo:g}, {hi:g}]" if i == 0 else None)
+                    ax.axvspan(a, b, color=colour, alpha=0.06, lw=0)
+        for run, df in curves.items():
+            ax.plot(df.angle, 100 * df[col], marker=".", ms=3, lw=1.2, label=run)
+        ax.axhline(100 / len(protocol.digits), color="grey", ls=":", lw=0.8, label="chance")
+        ax.set(xlim=(-180, 180), ylim=(0, 101), xlabel="rotation angle (degrees, counterclockwise)", title=label)
+        ax.set_xticks(range(-180, 181, 45))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
+    axes[0].set_ylabel("accuracy (%)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -58,3 +58,17 @@ CIFAR_TABLES: dict[int, dict[str, tuple[float, int]]] = {
 # Printed counts that disagree with the formula every other row follows (hypernetwork + one
 # embedding per 16x16 tile): they compute to 1,068, 5,000 and 7,296 (published.md section 2).
 CIFAR_MISPRINTS = frozenset({"vgg_block2_hyper4_4", "vgg_block3_hyper8_16", "vgg_block3_hyper16_16"})
+
+# Seed 001 "Recognition" (published.md section 3): model config name -> (Ptest, P34in, Pout, Pinv).
+# The seed's "best CNN" is the one with batch norm and dropout; it gives no numbers for the deeper CNN.
+INVARIANCE_PROTOCOL = ("6, 9 removed; 3, 4 trained in [-45, 45], the others in [0, 360); "
+                       "p34in [-45, 45], pout [45, 315], pinv [135, 225]")  # RotationProtocol.describe() of seed001
+INVARIANCE: dict[str, tuple[float, float, float, float]] = {
+    "cnn": (0.989, 0.991, 0.212, 0.003),
+    "cnn_bn_dropout": (0.993, 0.996, 0.257, 0.041),
+}
+# Rows of the seed's table hyperbench does not build (printed under the table for reference).
+INVARIANCE_OTHERS: dict[str, tuple[float, float, float, float]] = {
+    "CapsNet, dynamic routing": (0.991, 0.996, 0.249, 0.009),
+    "CapsNet, EM routing": (0.976, 0.989, 0.218, 0.090),
+}

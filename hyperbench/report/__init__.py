@@ -20,11 +20,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from . import cifar, mnist, seeds
+from . import cifar, invariance, mnist, seeds
 from .common import config_key
 from .html import to_html
 
-SECTIONS = [mnist.section, cifar.section, seeds.section]
+SECTIONS = [mnist.section, cifar.section, invariance.section, seeds.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:
@@ -52,6 +52,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "lr": OmegaConf.select(cfg, "trainer.lr"),
                 "seed": OmegaConf.select(cfg, "seed"),
                 "config_key": config_key(cfg),
+                "rotation": OmegaConf.select(cfg, "rotation.name"),
                 "config": cfg,
             }
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})

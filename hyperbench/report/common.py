@@ -14,14 +14,16 @@ NOT_CONFIG = ("seed", "outputs_root", "data.root", "data.download", "trainer.res
               "task.compare_with")
 
 
-def mean_std(fractions: pd.Series, digits: int = 2) -> str:
-    """Fractions as percent: one value, or mean ± sample std (n) over repeated runs (seeds)."""
-    v = fractions.dropna() * 100
+def mean_std(fractions: pd.Series, digits: int = 2, percent: bool = True) -> str:
+    """Fractions as percent (or as fractions, percent=False): one value, or mean ± sample std (n)
+    over repeated runs (seeds)."""
+    v = fractions.dropna() * (100 if percent else 1)
+    unit = "%" if percent else ""
     if v.empty:
         return ""
     if len(v) == 1:
-        return f"{v.iloc[0]:.{digits}f}%"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}% (n={len(v)})"
+        return f"{v.iloc[0]:.{digits}f}{unit}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit} (n={len(v)})"
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ConfigError
-from . import classify, summary
+from . import classify, invariance, summary
 
-TASKS: dict[str, Callable] = {"classify": classify.run, "summary": summary.run}
+TASKS: dict[str, Callable] = {"classify": classify.run, "invariance": invariance.run, "summary": summary.run}
 
 
 def get_task(name: str) -> Callable:

@@ -19,7 +19,7 @@ from ..files import save_figure, save_torch
 from ..models import model_from_config, model_from_run
 from ..plots import kernels_figure, labelled_kernels, training_curves
 from ..published import row_label
-from .common import epoch_recorder, fit_metrics, log, param_count, run_header, write_history, write_metrics
+from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 
 
 def accuracy_eval(model, split: Split, batch_size: int) -> dict[str, float]:
@@ -72,21 +72,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     log.info(f"{label} on {data.name} ({len(data.train)}/{len(data.val)}/{len(data.test)}) "
              f"device={device} params={counts['total_params']} conv_params={counts['conv_params']} -> {run_dir}")
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=log.info)
-    trainer.run_dir = run_dir  # checkpoints (and trainer.resume) in the run directory
-    objective = classification_objective(cfg)
-    on_epoch, close_logger = epoch_recorder(cfg, run_dir)
-    try:
-        result = trainer.fit(model, data, objective, on_epoch=on_epoch)
-    except BaseException as exc:  # divergence, Ctrl-C, crash: keep what was measured
-        partial = getattr(trainer, "result", None)
-        if partial is not None:
-            write_history(run_dir, partial.history)
-            if partial.best_state is not None and cfg.trainer.save_model:
-                save_torch(partial.best_state, run_dir / "model.pt")
-            exc.partial_metrics = {**header, **counts, **fit_metrics(partial, int(cfg.trainer.epochs))}
-        raise
-    finally:
-        close_logger()
+    result = fit_recorded(trainer, model, data, classification_objective(cfg), cfg, run_dir, {**header, **counts})
     model.load_state_dict(result.best_state)
     metrics = {"status": "ok", **header, **counts, **fit_metrics(result, int(cfg.trainer.epochs))}
     write_metrics(run_dir, metrics)

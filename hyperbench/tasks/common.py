@@ -70,3 +70,27 @@ def epoch_recorder(cfg: DictConfig, run_dir: Path):
         logger.log(result.history)
 
     return on_epoch, logger.close
+
+
+def fit_recorded(trainer, model: nn.Module, data, objective, cfg: DictConfig, run_dir: Path,
+                 facts: dict[str, Any]) -> FitResult:
+    """trainer.fit with everything a run records: checkpoints (and trainer.resume) in run_dir,
+    history.csv and the logger after every epoch, and, if the fit stops (divergence, Ctrl-C,
+    crash), the history, best weights and partial metrics (`exc.partial_metrics`, which cli.run
+    writes into metrics.json) before the exception goes on."""
+    from ..files import save_torch
+
+    trainer.run_dir = run_dir
+    on_epoch, close_logger = epoch_recorder(cfg, run_dir)
+    try:
+        return trainer.fit(model, data, objective, on_epoch=on_epoch)
+    except BaseException as exc:
+        partial = getattr(trainer, "result", None)
+        if partial is not None:
+            write_history(run_dir, partial.history)
+            if partial.best_state is not None and cfg.trainer.save_model:
+                save_torch(partial.best_state, run_dir / "model.pt")
+            exc.partial_metrics = {**facts, **fit_metrics(partial, int(cfg.trainer.epochs))}
+        raise
+    finally:
+        close_logger()

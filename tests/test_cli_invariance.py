@@ -1,0 +1,80 @@
+"""task=invariance end to end through the real command on the synthetic MNIST, its bad-input errors,
+and the report's seed-001 table and figure."""
+import json
+
+import pandas as pd
+import pytest
+
+from .conftest import TINY, hyperbench
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SMALL = [*TINY, "model.channels=[8,16]", "model.hidden=32", "task.eval_repeats=2", "task.curve_images=40"]
+
+
+def test_tiny_runs_write_metrics_curve_and_figure_and_the_report_reads_them(fake_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    p = hyperbench("task=invariance", "model=cnn", "data=mnist", "rotation=seed001", *SMALL,
+                   f"hydra.run.dir={sweep / '0_cnn'}", data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    # a user's own protocol from the command line: restrict 1 and 7 to [-30, 30]
+    p = hyperbench("task=invariance", "model=hyper_cnn", "rotation.restricted=[1,7]",
+                   "rotation.restricted_range=[-30,30]", *SMALL, "trainer.epochs=1", "task.curve_step=30",
+                   f"hydra.run.dir={sweep / '1_hyper_cnn'}", data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    for run, model, restricted, angles in ((sweep / "0_cnn", "cnn", [3, 4], 72),
+                                           (sweep / "1_hyper_cnn", "hyper_cnn", [1, 7], 12)):
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["status"] == "ok" and m["model"] == model and m["task"] == "invariance"
+        for key in ("ptest", "p34in", "pout", "pinv"):
+            assert 0 <= m[key] <= 1
+        assert m["digits"] == [0, 1, 2, 3, 4, 5, 7, 8] and m["restricted"] == restricted and m["eval_repeats"] == 2
+        curve = pd.read_csv(run / "acc_vs_angle.csv")
+        assert len(curve) == angles and curve.angle.iloc[0] == -180 and curve.angle.iloc[-1] == 180 - 360 / angles
+        assert {"restricted", "others", "digit_3", "digit_8"} <= set(curve.columns) and "digit_6" not in curve
+        for png in ("acc_vs_angle.png", "curves.png"):
+            data = (run / png).read_bytes()
+            assert data.startswith(PNG) and len(data) > 5000
+    assert "1, 7 trained in [-30, 30]" in m["protocol"]
+    r = hyperbench(str(sweep), command="hyperbench-report")
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(sweep / "report" / "table_invariance.csv")
+    assert list(table.Model) == ["cnn", "hyper_cnn"]
+    assert list(table.columns[:8]) == ["Model", "protocol", "Ptest", "Ptest (seed 001)", "P34in",
+                                       "P34in (seed 001)", "Pout", "Pout (seed 001)"]
+    # published values only beside runs of the seed-001 protocol itself
+    assert table["Pinv (seed 001)"][0] == 0.003 and table["Pout (seed 001)"][0] == 0.212
+    assert pd.isna(table["Pinv (seed 001)"][1])
+    assert (sweep / "report" / "invariance_acc_vs_angle.png").read_bytes().startswith(PNG)
+    assert "## Invariance of recognition under rotation, seed 001" in r.stdout
+
+
+INVARIANCE_ERRORS = [
+    (["rotation.restricted_range=[45,-45]"], "rotation.restricted_range=[45,-45] is an inverted range"),
+    (["rotation.others_range=[0,0]"], "rotation.others_range=[0,0] is an empty range"),
+    (["rotation.restricted=[3,9]"], "rotation.restricted names digit(s) [9], which rotation.remove=[6,9]"
+                                    .replace("[6,9]", "[6, 9]")),
+    (["rotation.restricted_range=wide"], "rotation.restricted_range must be a pair of angles"),
+]
+
+
+@pytest.mark.parametrize("args,message", INVARIANCE_ERRORS)
+def test_bad_protocol_gives_one_paragraph_and_exit_2_before_training(args, message, tmp_path):
+    run = tmp_path / "run"
+    # no data root: the protocol is checked before any data is read or any training starts
+    p = hyperbench("task=invariance", "model=cnn", *args, "trainer.epochs=1", f"hydra.run.dir={run}",
+                   data_root=tmp_path / "nodata")
+    assert p.returncode == 2, p.stderr
+    assert message in p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    if (run / "metrics.json").exists():
+        assert json.loads((run / "metrics.json").read_text())["status"] == "bad_config"
+        assert not (run / "history.csv").exists()
+
+
+def test_unknown_rotation_protocol_lists_the_known_ones():
+    from hyperbench.cli import check_group_choices
+    from hyperbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown rotation 'seed007'. Available rotation configs: seed001"):
+        check_group_choices(["task=invariance", "rotation=seed007"])
+    check_group_choices(["rotation=null", "rotation=seed001"])
