@@ -13,7 +13,7 @@ ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance bench clean
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,10 @@ table-cifar: install
 table-invariance: install
 	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
+
+## Issue 9 benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test).
+bench: install
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

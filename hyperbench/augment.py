@@ -26,3 +26,23 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = N
     oy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
     ox = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
     return crop_at(x, pad, oy, ox)
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """F.affine_grid(theta, [N, C, h, w], align_corners=False) as one matrix product: the h*w base
+    points [x, y, 1] times all N 2x3 matrices at once (F.affine_grid does N small products and was
+    most of the time of a batched rotation on CPU). Returns a [N, h, w, 2] view."""
+    xs = (torch.arange(w, dtype=theta.dtype, device=theta.device) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=theta.dtype, device=theta.device) * 2 + 1) / h - 1
+    base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w), torch.ones_like(xs).expand(h, w)], -1)
+    n = theta.shape[0]
+    return (base.view(h * w, 3) @ theta.reshape(n * 2, 3).T).view(h, w, n, 2).permute(2, 0, 1, 3)
+
+
+def warp(x: torch.Tensor, theta: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """Apply one 2x3 affine map per image (output -> input coordinates, normalised to [-1, 1]),
+    bilinear, `fill` outside the image."""
+    grid = affine_grid(theta.to(x.dtype), x.shape[2], x.shape[3])
+    if fill == 0.0:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from .augment import warp
 from .data import Split
 from .errors import ConfigError
 
@@ -35,8 +35,7 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor | float) -> torch.Tensor:
     # affine_grid works in coordinates normalised to [-1, 1] per axis; w/h keeps non-square images round
     theta[:, 0, 0], theta[:, 0, 1] = c, -s * h / w
     theta[:, 1, 0], theta[:, 1, 1] = s * w / h, c
-    grid = F.affine_grid(theta.to(x.dtype), [n, x.shape[1], h, w], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warp(x, theta)
 
 
 def uniform(lo: torch.Tensor | float, hi: torch.Tensor | float, n: int, generator: torch.Generator | None,

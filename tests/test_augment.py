@@ -43,3 +43,17 @@ def test_random_crop_is_reproducible_and_identity_without_padding():
     b = random_crop(x, 1, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a, b)
     assert random_crop(x, 0) is x
+
+
+def test_affine_grid_equals_torch_affine_grid_and_warp_fills_outside():
+    import torch.nn.functional as F
+
+    from hyperbench.augment import affine_grid, warp
+
+    theta = torch.randn(7, 2, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(affine_grid(theta, 5, 9), F.affine_grid(theta, [7, 1, 5, 9], align_corners=False), atol=1e-6)
+    x = torch.rand(7, 2, 5, 9)
+    shift = torch.tensor([[1.0, 0, 5.0], [0, 1.0, 0]]).expand(7, 2, 3)  # samples far outside: all fill
+    assert torch.equal(warp(x, shift, fill=-1.0), torch.full_like(x, -1.0))
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(7, 2, 3)
+    assert torch.allclose(warp(x, identity, fill=-1.0), x, atol=1e-6)
