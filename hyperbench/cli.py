@@ -31,7 +31,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "trainer", "rotation", "experiment")
+GROUPS = ("task", "data", "model", "trainer", "rotation", "transform", "experiment")
 log = logging.getLogger("hyperbench")
 
 
