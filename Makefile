@@ -6,14 +6,20 @@ BIN := $(VENV)/bin
 EPOCHS ?= 20
 # Seed 001 table budget: epochs per row, about 35 minutes for all six rows on 2 CPU cores.
 INVARIANCE_EPOCHS ?= 8
+# Seeds 000/001 "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
+# pairs (312 steps of 128), chosen so make curves-transform takes about 25 minutes on 2 CPU cores.
+TRANSFORM_EPOCHS ?= 1
+TRANSFORM_TRAIN_SIZE ?= 40000
+TRANSFORM_ARGS ?=
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+TRANSFORM_SWEEP ?= outputs/sweeps/$(STAMP)_curves-transform
 
 # Offline datasets: use ../shared/data when it sits beside the checkout (as on CI).
 ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-invariance clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-invariance curves-transform clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +54,15 @@ lr-grid-mnist: install
 table-invariance: install
 	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
+
+## Seeds 000/001 "Generation": ae, aae, shallow and deep HyperNet learn rotation under rotation=seed000 on one
+## budget; each is then evaluated on the rendered symbols; the report overlays the digit-4 loss-vs-angle curves.
+curves-transform: install
+	$(BIN)/hyperbench -m experiment=curves_transform trainer.epochs=$(TRANSFORM_EPOCHS) data.train_size=$(TRANSFORM_TRAIN_SIZE) $(TRANSFORM_ARGS) hydra.sweep.dir=$(TRANSFORM_SWEEP)
+	for run in $(TRANSFORM_SWEEP)/[0-9]*_*/; do \
+	  $(BIN)/hyperbench task=transform eval.run=$$run eval.images=symbols hydra.run.dir=$(TRANSFORM_SWEEP)/transfer_symbols/$$(basename $$run) || exit 1; \
+	done
+	$(BIN)/hyperbench-report $(TRANSFORM_SWEEP)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -19,9 +19,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from . import invariance, mnist
+from . import invariance, mnist, transform
 
-SECTIONS = [mnist.section, invariance.section]
+SECTIONS = [mnist.section, invariance.section, transform.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:

@@ -82,11 +82,14 @@ def curve(model, x: torch.Tensor, groups: dict[str, torch.Tensor], transform: Tr
     """Mean loss of each group of images (name -> index into x) at each curve value; one condition per value."""
     rows = []
     raws = transform.along_axis(values.to(x.device, torch.float32))
+    # an autoencoder's code does not depend on the parameters: encode each image once, decode per value
+    codes = ([model.encode(fmt(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+             if hasattr(model, "decode") else None)
     for v, raw in zip(values.tolist(), raws):
         losses = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
-            pred = model(fmt(xb), transform.encode(raw[None]))
+        for b, i in enumerate(range(0, len(x), batch_size)):
+            xb, cond = x[i:i + batch_size], transform.encode(raw[None])
+            pred = model.decode(codes[b], cond) if codes is not None else model(fmt(xb), cond)
             target = transform.apply(xb, raw[None].expand(len(xb), -1))
             losses.append((pred.float() - target).pow(2).flatten(1).mean(1))
         per = torch.cat(losses)
