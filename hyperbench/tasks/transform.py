@@ -4,7 +4,8 @@ transformed image; MSE loss. The family is the transform= group (rotate, shift, 
 ranges come from the rotation= group (seed000: 4 and 9 trained within [-45, 45], the others in [-180, 180)).
 
 Training pairs are drawn afresh on the device for every batch. Model selection: the lowest validation MSE,
-the validation split transformed by one fixed, seeded draw (task.eval_seed) within the training ranges.
+the validation split (its first task.epoch_eval_images images) transformed by one fixed, seeded draw
+(task.eval_seed) within the training ranges.
 
 After training (best-validation model), on the test split:
     metrics.json        loss_in / loss_out (restricted digits inside / outside their training range) and
@@ -173,9 +174,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     seed = int(task.eval_seed)
     raw = load_data(cfg.data, device)
     model = build_model(cfg, transform, raw.shape)
-    # per-epoch test loss on the first task.epoch_test_images test images (the curves use the whole split)
-    epoch_test = None if task.epoch_test_images is None else int(task.epoch_test_images)
-    data = DataBundle(raw.name, raw.train, raw.val, _fixed(raw.test, epoch_test), raw.num_classes)
+    # per-epoch validation / test losses on the first task.epoch_eval_images images of each split
+    # (the final metrics and curves use the whole test split)
+    n_eval = None if task.epoch_eval_images is None else int(task.epoch_eval_images)
+    data = DataBundle(raw.name, raw.train, _fixed(raw.val, n_eval), _fixed(raw.test, n_eval), raw.num_classes)
     header = run_header(cfg, device)
     facts = {"transform": transform.name, "protocol": transform.describe(), "restricted": list(transform.restricted),
              "n_params": transform.n_params, "total_params": param_count(model), "lr": float(cfg.trainer.lr),
