@@ -152,9 +152,11 @@ class Shift(Transform):
     def along_axis(self, values):
         return torch.stack([values, torch.zeros_like(values)], 1)
 
-    def curve_values(self, step):
+    def curve_values(self, step=None):
+        """From the low to the high end of the others' range in transform.curve_step pixels (task.curve_step
+        is in degrees, for the angle families)."""
         lo, hi = self.others_range
-        step = step or self.curve_step
+        step = self.curve_step
         n = int(math.floor((hi - lo) / step + 1e-9)) + 1
         return torch.tensor([lo + k * step for k in range(n)])
 

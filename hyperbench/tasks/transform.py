@@ -12,7 +12,7 @@ After training (best-validation model), on the test split:
                         digit_<d>_in, digit_<d>_out per digit (random draws, task.metric_images per digit);
                         curve_in_<d> / curve_out_<d>: means of the curve inside / outside the training range
     recon_vs_<axis>.csv loss at each point of the family's curve (rotate: -180 to 178.2 in task.curve_step
-                        steps) for task.curve_digits (4, 9 and the control 3), task.curve_images images each
+                        steps; shift: transform.curve_step pixels) for task.curve_digits (4, 9 and the control 3), task.curve_images images each
     recon_vs_<axis>.png that curve, the restricted training range shaded
     grid_digit<d>.png   expected | produced images at several parameter values, for task.grid_digits (4, 9)
     history.csv, curves.png, model.pt
