@@ -71,7 +71,7 @@ def check_group_choices(args: list[str]) -> None:
             continue
         values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
         for value in values:
-            if value in ("null", "None") and group == "experiment":
+            if value in ("null", "None") and group in ("experiment", "rotation", "transform"):
                 continue
             if value not in group_options(group):
                 raise ConfigError(_unknown_choice_message(group, value))

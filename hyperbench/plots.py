@@ -80,8 +80,8 @@ def angle_curves_figure(curves: dict[str, pd.DataFrame], protocol, title: str = 
               ("others", "other digits", protocol.others_range))
     colours = ["tab:red", "tab:purple", "tab:brown", "tab:olive"]
     for ax, (col, label, train) in zip(axes, groups):
-        for a, b in wrapped_spans(*train):
-            ax.axvspan(a, b, color="tab:green", alpha=0.12, lw=0, label="training range" if a == wrapped_spans(*train)[0][0] else None)
+        for i, (a, b) in enumerate(wrapped_spans(*train)):
+            ax.axvspan(a, b, color="tab:green", alpha=0.12, lw=0, label="training range" if i == 0 else None)
         if col == "restricted":
             evals = [(k, r) for k, r in protocol.eval_ranges.items() if tuple(r) != tuple(train)]
             for (name, (lo, hi)), colour in zip(evals, colours):
@@ -95,7 +95,7 @@ def angle_curves_figure(curves: dict[str, pd.DataFrame], protocol, title: str = 
         ax.set(xlim=(-180, 180), ylim=(0, 101), xlabel="rotation angle (degrees, counterclockwise)", title=label)
         ax.set_xticks(range(-180, 181, 45))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower center")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
     axes[0].set_ylabel("accuracy (%)")
     if title:
         fig.suptitle(title)

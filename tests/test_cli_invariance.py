@@ -54,7 +54,6 @@ INVARIANCE_ERRORS = [
     (["rotation.restricted=[3,9]"], "rotation.restricted names digit(s) [9], which rotation.remove=[6,9]"
                                     .replace("[6,9]", "[6, 9]")),
     (["rotation.restricted_range=wide"], "rotation.restricted_range must be a pair of angles"),
-    (["rotation=seed007"], "Unknown rotation 'seed007'. Available rotation configs: seed001"),
 ]
 
 
@@ -70,3 +69,12 @@ def test_bad_protocol_gives_one_paragraph_and_exit_2_before_training(args, messa
     if (run / "metrics.json").exists():
         assert json.loads((run / "metrics.json").read_text())["status"] == "bad_config"
         assert not (run / "history.csv").exists()
+
+
+def test_unknown_rotation_protocol_lists_the_known_ones():
+    from hyperbench.cli import check_group_choices
+    from hyperbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown rotation 'seed007'. Available rotation configs: seed000, seed001"):
+        check_group_choices(["task=invariance", "rotation=seed007"])
+    check_group_choices(["rotation=null", "rotation=seed001"])

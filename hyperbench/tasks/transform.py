@@ -160,6 +160,19 @@ def write_grid(path: Path, model, x: torch.Tensor, transform: Transform, title: 
                                       title), path)
 
 
+def without_removed(data: DataBundle, transform: Transform) -> DataBundle:
+    """Drop the digits a rotation protocol removes (e.g. rotation=seed001 takes out 6 and 9); labels stay digits."""
+    removed = getattr(getattr(transform, "protocol", None), "removed", ())
+    if not removed:
+        return data
+
+    def keep(s: Split) -> Split:
+        k = ~torch.isin(s.y, torch.tensor(removed, device=s.y.device))
+        return Split(s.x[k], s.y[k])
+
+    return DataBundle(data.name, keep(data.train), keep(data.val), keep(data.test), data.num_classes)
+
+
 def _fixed(split: Split, n: int | None) -> Split:
     return split if n is None else Split(split.x[:n], split.y[:n])
 
@@ -172,7 +185,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)
-    raw = load_data(cfg.data, device)
+    raw = without_removed(load_data(cfg.data, device), transform)
     model = build_model(cfg, transform, raw.shape)
     # per-epoch validation / test losses on the first task.epoch_eval_images images of each split
     # (the final metrics and curves use the whole test split)
