@@ -7,7 +7,8 @@ EPOCHS ?= 20
 # Seed 001 table budget: epochs per row, chosen to fit about 35 minutes for all six rows on 2 shared CPU cores.
 INVARIANCE_EPOCHS ?= 1
 # Seeds 000/001 "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
-# pairs (312 steps of 128), chosen so make curves-transform takes about 25 minutes on 2 CPU cores.
+# pairs (312 steps of 128). make curves-transform took 8 min 54 s with it on 2 shared CPU cores (the shallow
+# HyperNet 6.5 min of that); see README "Learning transformations".
 TRANSFORM_EPOCHS ?= 1
 TRANSFORM_TRAIN_SIZE ?= 40000
 TRANSFORM_ARGS ?=
