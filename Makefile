@@ -6,14 +6,21 @@ BIN := $(VENV)/bin
 EPOCHS ?= 20
 # Seed 001 table budget: epochs per row, chosen to fit about 35 minutes for all six rows on 2 shared CPU cores.
 INVARIANCE_EPOCHS ?= 1
+# Seeds 000/001 "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
+# pairs (312 steps of 128). make curves-transform took 8 min 54 s with it on 2 shared CPU cores (the shallow
+# HyperNet 6.5 min of that); see README "Learning transformations".
+TRANSFORM_EPOCHS ?= 1
+TRANSFORM_TRAIN_SIZE ?= 40000
+TRANSFORM_ARGS ?=
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+TRANSFORM_SWEEP ?= outputs/sweeps/$(STAMP)_curves-transform
 
 # Offline datasets: use ../shared/data when it sits beside the checkout (as on CI).
 ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance bench clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform bench clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +64,15 @@ table-invariance: install
 ## Issue 9 benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test).
 bench: install
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## Seeds 000/001 "Generation": ae, aae, shallow and deep HyperNet learn rotation under rotation=seed000 on one
+## budget; each is then evaluated on the rendered symbols; the report overlays the digit-4 loss-vs-angle curves.
+curves-transform: install
+	$(BIN)/hyperbench -m experiment=curves_transform trainer.epochs=$(TRANSFORM_EPOCHS) data.train_size=$(TRANSFORM_TRAIN_SIZE) $(TRANSFORM_ARGS) hydra.sweep.dir=$(TRANSFORM_SWEEP)
+	for run in $(TRANSFORM_SWEEP)/[0-9]*_*/; do \
+	  $(BIN)/hyperbench task=transform eval.run=$$run eval.images=symbols hydra.run.dir=$(TRANSFORM_SWEEP)/transfer_symbols/$$(basename $$run) || exit 1; \
+	done
+	$(BIN)/hyperbench-report $(TRANSFORM_SWEEP)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

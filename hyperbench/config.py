@@ -8,6 +8,7 @@ task=, ...) are checked in cli.check_group_choices before Hydra composes.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
@@ -81,13 +82,20 @@ def _kind_ok(kind: str, v: Any) -> bool:
 
 
 def known_keys() -> dict[str, set[str]]:
-    """Section -> the keys it may hold, read from the shipped configs ('' = the top level)."""
+    """Section -> the keys it may hold, read from the shipped configs ('' = the top level: config.yaml,
+    the group names, and what any `# @package _global_` group config (a task, an experiment) puts there)."""
     from .cli import CONF_DIR, GROUPS
 
-    top = set(OmegaConf.load(CONF_DIR / "config.yaml")) - {"defaults"}
-    loggers = set().union(*(set(OmegaConf.load(f)) for f in (CONF_DIR / "logger").glob("*.yaml")))
-    return {"": top | set(GROUPS) | {"hydra"}, "trainer": set(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")),
-            "logger": loggers}
+    def keys(f: Path) -> set[str]:
+        return set(OmegaConf.load(f)) - {"defaults"}
+
+    top = keys(CONF_DIR / "config.yaml")
+    for f in CONF_DIR.glob("*/*.yaml"):
+        if f.read_text().lstrip().startswith("# @package _global_"):
+            top |= keys(f)
+    loggers = set().union(*(keys(f) for f in (CONF_DIR / "logger").glob("*.yaml")))
+    trainer = set().union(*(keys(f) for f in (CONF_DIR / "trainer").glob("*.yaml")))
+    return {"": top | set(GROUPS) | {"hydra"}, "trainer": trainer, "logger": loggers}
 
 
 def unknown_keys(cfg: DictConfig) -> list[str]:

@@ -72,3 +72,11 @@ INVARIANCE_OTHERS: dict[str, tuple[float, float, float, float]] = {
     "CapsNet, dynamic routing": (0.991, 0.996, 0.249, 0.009),
     "CapsNet, EM routing": (0.976, 0.989, 0.218, 0.090),
 }
+
+# Seeds 000/001 "Generation" (published.md section 4): the baseline autoencoder's reconstruction MSE on rotated test
+# digits (semantic-vision repo README), digit -> loss at 0, +-45, +-90 and 180 degrees (strings where a range is given).
+TRANSFORM_AE: dict[int, tuple[str, str, str, str]] = {
+    4: ("0.064", "0.047", "0.13", "0.138"),
+    9: ("0.056", "0.040", "0.089-0.095", "0.099"),
+    3: ("0.077", "0.054", "0.075", "0.076"),
+}

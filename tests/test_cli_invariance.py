@@ -75,6 +75,6 @@ def test_unknown_rotation_protocol_lists_the_known_ones():
     from hyperbench.cli import check_group_choices
     from hyperbench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="Unknown rotation 'seed007'. Available rotation configs: seed001"):
+    with pytest.raises(ConfigError, match="Unknown rotation 'seed007'. Available rotation configs: seed000, seed001"):
         check_group_choices(["task=invariance", "rotation=seed007"])
     check_group_choices(["rotation=null", "rotation=seed001"])
