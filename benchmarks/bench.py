@@ -49,8 +49,9 @@ class Rotated(Dataset):
     """Per-image random rotation in __getitem__, as a typical script does it (torchvision's functional
     rotate on one image at a time), with a per-digit angle range for the seed-001 protocol."""
 
-    def __init__(self, base, ranges: dict[int, tuple[float, float]], default: tuple[float, float], target: bool):
-        self.base, self.ranges, self.default, self.target = base, ranges, default, target
+    def __init__(self, base, ranges: dict[int, tuple[float, float]], default: tuple[float, float], target: bool,
+                 fill: float = 0.0):
+        self.base, self.ranges, self.default, self.target, self.fill = base, ranges, default, target, fill
 
     def __len__(self):
         return len(self.base)
@@ -62,7 +63,7 @@ class Rotated(Dataset):
         lo, hi = self.ranges.get(int(y), self.default)
         angle = lo + (hi - lo) * torch.rand(()).item()
         if self.target:  # transform task: (input, rotated target, cos, sin)
-            out = TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR)
+            out = TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR, fill=[self.fill])
             a = math.radians(angle)
             return x, (out, torch.tensor([math.cos(a), math.sin(a)]))
         return TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR), y
@@ -95,7 +96,7 @@ def typical_run(cfg, case, device, epochs: int, workers: int) -> dict:
     loader = DataLoader(train, batch_size=bs, shuffle=True, drop_last=True, num_workers=workers,
                         persistent_workers=workers > 0)
     seed_everything(int(cfg.seed))
-    model = model_from_config(cfg.model, case["num_classes"], (1, 28, 28)).to(device)
+    model = (case["build"](cfg) if "build" in case else model_from_config(cfg.model, case["num_classes"], (1, 28, 28))).to(device)
     opt = make_optimizer(list(model.parameters()), cfg.trainer)
     sched = make_schedule(opt, cfg.trainer)
     loss_fn, metric = case["typical_loss"], case["typical_metric"]
@@ -108,7 +109,8 @@ def typical_run(cfg, case, device, epochs: int, workers: int) -> dict:
             loss = loss_fn(model, x, y)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
+            if cfg.trainer.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
             opt.step()
             sched.step()
         sync(device)
@@ -142,7 +144,7 @@ def ours_run(cfg, case, device, epochs: int) -> dict:
     then val + test are evaluated as the engine does after every epoch, and timed apart."""
     seed_everything(int(cfg.seed))
     data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))
-    model = model_from_config(cfg.model, data.num_classes, data.shape)
+    model = case["build"](cfg) if "build" in case else model_from_config(cfg.model, data.num_classes, data.shape)
     tiny = int(cfg.trainer.batch_size)
     fit_data = DataBundle(data.name, data.train, Split(data.val.x[:tiny], data.val.y[:tiny]),
                           Split(data.test.x[:tiny], data.test.y[:tiny]), data.num_classes)
@@ -197,6 +199,31 @@ def invariance_case(cfg_overrides: list[str]) -> dict:
             "typical_loss": lambda m, x, y: F.cross_entropy(m(x), y), "typical_metric": typical_accuracy}
 
 
+def typical_mse(model, loader, device) -> float:
+    total = n = 0.0
+    for x, (target, cond) in loader:
+        out = model(x.to(device), cond.to(device))
+        total += F.mse_loss(out, target.to(device), reduction="sum").item() / target[0].numel()
+        n += len(x)
+    return total / n
+
+
+def transform_case(cfg_overrides: list[str]) -> dict:
+    """Seed 000 rotate: input image and (cos a, sin a) -> the image rotated by a; 4 and 9 within
+    [-45, 45], the others in [-180, 180) (ours: pairs made batched on the device; typical: per image)."""
+    from hyperbench.tasks.transform import build_model, transform_objective, transform_of
+
+    cfg0 = config(*cfg_overrides)
+    tf = transform_of(cfg0)
+    protocol = tf.protocol
+    ranges = {d: protocol.restricted_range for d in protocol.restricted}
+    return {"objective": lambda cfg: transform_objective(transform_of(cfg), 0), "metric": "loss", "num_classes": 10,
+            "build": lambda cfg: build_model(cfg, transform_of(cfg)), "crop": False,
+            "typical_wrap": lambda ds: Rotated(ds, ranges, protocol.others_range, target=True,
+                                               fill=float(cfg0.data.scale[0])),
+            "typical_loss": lambda m, x, y: F.mse_loss(m(x, y[1]), y[0]), "typical_metric": typical_mse}
+
+
 def cases() -> dict[str, tuple[list[str], dict]]:
     """name -> (overrides, case), for the models this checkout has."""
     out = {
@@ -206,6 +233,9 @@ def cases() -> dict[str, tuple[list[str], dict]]:
     if "cnn" in MODELS:
         inv = ["task=invariance", "model=cnn", "data=mnist", "rotation=seed001"]
         out["cnn"] = (inv, lambda: invariance_case(inv))
+    if "transform_ae" in MODELS:
+        tr = ["task=transform", "model=ae", "data=mnist", "rotation=seed000", "transform=rotate"]
+        out["ae"] = (tr, lambda: transform_case(tr))
     return out
 
 
