@@ -76,8 +76,19 @@ class Transform:
         return x, (self.apply(x, raw), self.encode(raw))
 
 
+class _AngleAxis:
+    """Families whose curve and grids run over the rotation angle: -180 ... < 180 degrees."""
+
+    def curve_values(self, step):
+        n = int(round(360 / step))
+        return torch.tensor([-180.0 + k * step for k in range(n)])
+
+    def grid_values(self):
+        return [-180.0, -135.0, -90.0, -45.0, 0.0, 45.0, 90.0, 135.0]
+
+
 @dataclass
-class Rotate(Transform):
+class Rotate(_AngleAxis, Transform):
     protocol: RotationProtocol | None = None
     n_params: int = 2
     axis: str = "angle"
@@ -103,13 +114,6 @@ class Rotate(Transform):
 
     def along_axis(self, values):
         return values[:, None]
-
-    def curve_values(self, step):
-        n = int(round(360 / step))
-        return torch.tensor([-180.0 + k * step for k in range(n)])
-
-    def grid_values(self):
-        return [-180.0, -135.0, -90.0, -45.0, 0.0, 45.0, 90.0, 135.0]
 
     def restricted_axis_range(self):
         return self.protocol.restricted_range
@@ -173,7 +177,7 @@ class Shift(Transform):
 
 
 @dataclass
-class Affine(Transform):
+class Affine(_AngleAxis, Transform):
     restricted_angle: tuple[float, float] = (-45.0, 45.0)
     angle: tuple[float, float] = (-180.0, 180.0)
     shear: tuple[float, float] = (0.1, 0.5)
@@ -224,13 +228,6 @@ class Affine(Transform):
         mid = lambda r: (r[0] + r[1]) / 2  # noqa: E731
         rest = torch.tensor([mid(self.shear), mid(self.shear), mid(self.scale), mid(self.scale), 0.0, 0.0])
         return torch.cat([values[:, None], rest.expand(len(values), -1)], 1)
-
-    def curve_values(self, step):
-        n = int(round(360 / step))
-        return torch.tensor([-180.0 + k * step for k in range(n)])
-
-    def grid_values(self):
-        return [-180.0, -135.0, -90.0, -45.0, 0.0, 45.0, 90.0, 135.0]
 
     def restricted_axis_range(self):
         return self.restricted_angle
