@@ -122,7 +122,7 @@ class TransformAAE(TransformAE):
         self.latent, self.adv_weight, self.gp_weight = latent, float(adv_weight), float(gp_weight)
         self.critic_lr, self.critic_steps = float(critic_lr), int(critic_steps)
         self._critic_opt: torch.optim.Optimizer | None = None
-        self.last: dict[str, float] = {}  # the last step's critic numbers (tests, debugging)
+        self.last: dict[str, torch.Tensor] = {}  # the last step's losses, detached, still on the device
 
     def critic_optimizer(self) -> torch.optim.Optimizer:
         if self._critic_opt is None:  # created on the device the model lives on by the first step
@@ -132,8 +132,9 @@ class TransformAAE(TransformAE):
     def prior(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(n, self.latent, device=like.device, dtype=like.dtype) * 2 - 1
 
-    def critic_step(self, z: torch.Tensor) -> float:
-        """One WGAN-GP update of the critic on codes z (detached); returns the critic's loss."""
+    def critic_step(self, z: torch.Tensor) -> torch.Tensor:
+        """One WGAN-GP update of the critic on codes z (detached); returns the critic's loss (detached,
+        on the device: no sync in the training step)."""
         z = z.detach()
         real = self.prior(len(z), z)
         eps = torch.rand(len(z), 1, device=z.device, dtype=z.dtype)
@@ -146,17 +147,17 @@ class TransformAAE(TransformAE):
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)  # leave no critic gradient behind for the engine's step
-        return loss.item()
+        return loss.detach()
 
     def training_loss(self, x: torch.Tensor, cond: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         z = self.encode(x)
-        critic_loss = 0.0
+        critic_loss = torch.zeros((), device=z.device)
         for _ in range(self.critic_steps):
             critic_loss = self.critic_step(z)
         frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
         adv = -torch.func.functional_call(self.critic, frozen, (z,)).mean()
         rec = F.mse_loss(self.decode(z, cond), target)
-        self.last = {"critic_loss": critic_loss, "rec": rec.item(), "adv": adv.item()}
+        self.last = {"critic_loss": critic_loss, "rec": rec.detach(), "adv": adv.detach()}
         return rec + self.adv_weight * adv
 
 
