@@ -22,8 +22,8 @@ from .data import Split
 from .errors import ConfigError
 
 
-def rotate(x: torch.Tensor, degrees: torch.Tensor | float) -> torch.Tensor:
-    """Rotate images x [N, C, H, W] about their centre, bilinear, zeros outside; one angle per image.
+def rotate(x: torch.Tensor, degrees: torch.Tensor | float, fill: float = 0.0) -> torch.Tensor:
+    """Rotate images x [N, C, H, W] about their centre, bilinear, `fill` outside; one angle per image.
 
     Positive angles turn the image counterclockwise as displayed. Output pixel p samples the input at
     R(-angle) p (pixel coordinates about the centre, y pointing down).
@@ -35,7 +35,7 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor | float) -> torch.Tensor:
     # affine_grid works in coordinates normalised to [-1, 1] per axis; w/h keeps non-square images round
     theta[:, 0, 0], theta[:, 0, 1] = c, -s * h / w
     theta[:, 1, 0], theta[:, 1, 1] = s * w / h, c
-    return warp(x, theta)
+    return warp(x, theta, fill)
 
 
 def uniform(lo: torch.Tensor | float, hi: torch.Tensor | float, n: int, generator: torch.Generator | None,
@@ -45,27 +45,27 @@ def uniform(lo: torch.Tensor | float, hi: torch.Tensor | float, n: int, generato
     return lo + (hi - lo) * u
 
 
-def _range(value, key: str) -> tuple[float, float]:
-    """A range from the config: a pair of numbers [lo, hi] with lo < hi and at most a full circle."""
+def _range(value, key: str, angles: bool = True) -> tuple[float, float]:
+    """A range from the config: a pair of finite numbers [lo, hi] with lo < hi; for angles (degrees)
+    also at most a full circle. angles=False: any other quantity (pixels, shear, scale)."""
     try:
         items = list(value)
     except TypeError:
         items = None
+    what = "angles in degrees " if angles else "numbers "
     if isinstance(value, str) or items is None or len(items) != 2 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in items):
         raise ConfigError(
-            f"{key} must be a pair of angles in degrees [low, high], got {_show(value)}; "
+            f"{key} must be a pair of {what}[low, high], got {_show(value)}; "
             f"e.g. {key}=[-45,45]. Nothing was run."
         )
     lo, hi = float(items[0]), float(items[1])
     if lo >= hi:
-        what = "empty" if lo == hi else "inverted"
-        raise ConfigError(
-            f"{key}={_show(value)} is an {what} range: it needs low < high (degrees, counterclockwise). "
-            f"A range across 0 is written with a negative low, e.g. {key}=[-45,45], and one past 360 "
-            f"with a high above 360, e.g. [315,405]. Nothing was run."
-        )
-    if hi - lo > 360:
+        kind = "empty" if lo == hi else "inverted"
+        hint = (" (degrees, counterclockwise). A range across 0 is written with a negative low, e.g. "
+                f"{key}=[-45,45], and one past 360 with a high above 360, e.g. [315,405]") if angles else ""
+        raise ConfigError(f"{key}={_show(value)} is an {kind} range: it needs low < high{hint}. Nothing was run.")
+    if angles and hi - lo > 360:
         raise ConfigError(f"{key}={_show(value)} spans {hi - lo:g} degrees, more than a full circle "
                           f"(at most 360, e.g. [0,360]). Nothing was run.")
     return lo, hi

@@ -23,7 +23,7 @@ import torch
 
 from . import augment
 from .errors import ConfigError
-from .rotation import RotationProtocol, _range, rotate, uniform
+from .rotation import RotationProtocol, _digits, _range, rotate, uniform
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor, background: float) -> torch.Tensor:
@@ -106,7 +106,7 @@ class Rotate(_AngleAxis, Transform):
         return a <= hi
 
     def apply(self, x, raw):
-        return rotate(x - self.background, raw[:, 0]) + self.background
+        return rotate(x, raw[:, 0], fill=self.background)
 
     def encode(self, raw):
         a = raw[:, 0] * (math.pi / 180)
@@ -239,24 +239,6 @@ class Affine(_AngleAxis, Transform):
                 f"scale [{self.scale[0]:g}, {self.scale[1]:g}], shift [{self.shift[0]:g}, {self.shift[1]:g}] px")
 
 
-def _digits(value, key: str) -> tuple[int, ...]:
-    items = list(value) if value is not None else []
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9 for v in items):
-        raise ConfigError(f"{key} must be a list of digits 0-9, got {items!r}. Nothing was run.")
-    return tuple(items)
-
-
-def _span(value, key: str) -> tuple[float, float]:
-    """A [low, high] pair of numbers with low < high (shift pixels, shear, scale: no full-circle limit)."""
-    try:
-        items = [float(v) for v in value]
-    except (TypeError, ValueError):
-        items = []
-    if len(items) != 2 or not all(math.isfinite(v) for v in items) or items[0] >= items[1]:
-        raise ConfigError(f"{key} must be a range [low, high] with low < high, got {value!r}. Nothing was run.")
-    return items[0], items[1]
-
-
 def transform_from_config(cfg, rotation_cfg=None, background: float = -1.0) -> Transform:
     """The family the `transform` group entry names; rotate takes its ranges from the rotation= group."""
     if cfg is None:
@@ -267,15 +249,15 @@ def transform_from_config(cfg, rotation_cfg=None, background: float = -1.0) -> T
     if kind == "rotate":
         protocol = RotationProtocol.from_config(rotation_cfg, 10)
         return Rotate(name=name, restricted=protocol.restricted, background=background, protocol=protocol)
-    restricted = _digits(cfg.get("restricted"), "transform.restricted")
+    restricted = _digits(cfg.get("restricted"), "transform.restricted", 10)
     if kind == "shift":
         return Shift(name=name, restricted=restricted, background=background,
-                     restricted_range=_span(cfg.restricted_range, "transform.restricted_range"),
-                     others_range=_span(cfg.others_range, "transform.others_range"),
+                     restricted_range=_range(cfg.restricted_range, "transform.restricted_range", angles=False),
+                     others_range=_range(cfg.others_range, "transform.others_range", angles=False),
                      curve_step=float(cfg.get("curve_step", 0.25)))
     if kind == "affine":
         return Affine(name=name, restricted=restricted, background=background,
                       restricted_angle=_range(cfg.restricted_angle, "transform.restricted_angle"),
-                      angle=_range(cfg.angle, "transform.angle"), shear=_span(cfg.shear, "transform.shear"),
-                      scale=_span(cfg.scale, "transform.scale"), shift=_span(cfg.shift, "transform.shift"))
+                      angle=_range(cfg.angle, "transform.angle"), shear=_range(cfg.shear, "transform.shear", angles=False),
+                      scale=_range(cfg.scale, "transform.scale", angles=False), shift=_range(cfg.shift, "transform.shift", angles=False))
     raise ConfigError(f"transform.kind='{kind}' is not one of rotate, shift, affine. Nothing was run.")
