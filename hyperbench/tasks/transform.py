@@ -36,7 +36,7 @@ from ..engine import Objective, Trainer, resolve_device
 from ..errors import ConfigError
 from ..files import save_figure, save_torch, write_text
 from ..images import load_images, to_tensor
-from ..models import create_model
+from ..models import create_model, model_from_run
 from ..transforms import Transform, transform_from_config
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 
@@ -242,19 +242,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def load_trained(run_path) -> tuple[DictConfig, torch.nn.Module, Transform]:
-    run_path = Path(str(run_path)).expanduser()
-    cfg_file, weights = run_path / ".hydra" / "config.yaml", run_path / "model.pt"
-    if not cfg_file.exists() or not weights.exists():
-        raise ConfigError(f"eval.run='{run_path}' is not a finished task=transform run: it needs .hydra/config.yaml "
-                          f"and model.pt (runs write model.pt unless trainer.save_model=false).")
-    cfg = OmegaConf.load(cfg_file)
-    if OmegaConf.select(cfg, "task.name") != "transform":
-        raise ConfigError(f"eval.run='{run_path}' is a task={OmegaConf.select(cfg, 'task.name')} run; transfer "
-                          f"evaluation needs a task=transform run.")
-    transform = transform_of(cfg)
-    model = build_model(cfg, transform)
-    model.load_state_dict(torch.load(weights, map_location="cpu"))
-    return cfg, model.eval(), transform
+    """(config, model, transform family) of a finished task=transform run (eval.run=...)."""
+    cfg, model = model_from_run(run_path, task="transform", build=lambda c: build_model(c, transform_of(c)))
+    return cfg, model.eval(), transform_of(cfg)
 
 
 def run_transfer(cfg: DictConfig, run_dir: Path) -> dict:
