@@ -33,6 +33,13 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def ordered(models, known_first) -> list[str]:
+    """The models present, those of `known_first` (a table's published row order) first, then the rest sorted."""
+    present = set(models)
+    known = [m for m in known_first if m in present]
+    return known + sorted(present - set(known))
+
+
 def count_check(params: int, printed: int | None, formula_misprint: bool = False) -> str:
     """Compare a count that came out of the model with the one the seed prints."""
     if printed is None:
@@ -50,8 +57,7 @@ def selection_table(runs: pd.DataFrame, order: list[str], label: Callable[[str],
     beside ours. Per model, the configuration (lr, ...) with the best mean validation accuracy is selected
     (never by test accuracy); its runs (seeds) give mean ± std (n)."""
     rows = []
-    models = [m for m in order if m in set(runs.model)] + sorted(set(runs.model) - set(order))
-    for model in models:
+    for model in ordered(runs.model, order):
         mruns = runs[runs.model == model]
         by_config = mruns.groupby("config_key").val_acc.mean()  # one entry per config, seeds pooled
         sel = mruns[mruns.config_key == by_config.idxmax()]

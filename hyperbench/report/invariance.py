@@ -8,15 +8,10 @@ import pandas as pd
 
 from ..files import save_figure, write_text
 from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL
-from .common import markdown, mean_std
+from .common import markdown, mean_std, ordered
 
 METRICS = (("ptest", "Ptest"), ("p34in", "P34in"), ("pout", "Pout"), ("pinv", "Pinv"))
 ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn")
-
-
-def _order(models) -> list[str]:
-    known = [m for m in ROWS if m in set(models)]
-    return known + sorted(set(models) - set(known))
 
 
 def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -26,7 +21,7 @@ def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.assign(protocol=runs.protocol.fillna(""))
     several = runs.protocol.nunique() > 1
     for protocol in sorted(runs.protocol.unique(), key=lambda p: p != INVARIANCE_PROTOCOL):
-        for model in _order(runs[runs.protocol == protocol].model.unique()):
+        for model in ordered(runs[runs.protocol == protocol].model.unique(), ROWS):
             sel = runs[(runs.protocol == protocol) & (runs.model == model)]
             pub = INVARIANCE.get(model) if protocol == INVARIANCE_PROTOCOL else None
             row = {"Model": model} if not several else {"Model": model, "protocol": protocol}
@@ -48,7 +43,7 @@ def curves_figure(runs: pd.DataFrame, out: Path) -> Path | None:
     from ..rotation import RotationProtocol
 
     curves = {}
-    for model in _order(runs.model.unique()):
+    for model in ordered(runs.model.unique(), ROWS):
         frames = [pd.read_csv(Path(d, "acc_vs_angle.csv")) for d in runs[runs.model == model].run_dir
                   if Path(d, "acc_vs_angle.csv").exists()]
         if frames:

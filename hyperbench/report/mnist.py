@@ -7,12 +7,7 @@ import pandas as pd
 
 from ..files import save_figure, write_text
 from ..published import MNIST_LR_GRID, MNIST_TABLE2, row_label
-from .common import markdown, mean_std, selection_table
-
-
-def _order(models) -> list[str]:
-    known = [m for m in MNIST_TABLE2 if m in set(models)]
-    return known + sorted(set(models) - set(known))
+from .common import markdown, mean_std, ordered, selection_table
 
 
 def mnist_table2(ok: pd.DataFrame) -> pd.DataFrame:
@@ -24,7 +19,7 @@ def mnist_table2(ok: pd.DataFrame) -> pd.DataFrame:
 def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
     """Seed 002 appendix Tables 6-7: every (model, lr) with validation and test accuracy."""
     rows = []
-    for model in _order(ok.model.unique()):
+    for model in ordered(ok.model.unique(), MNIST_TABLE2):
         for _, runs in sorted(ok[ok.model == model].groupby("config_key"), key=lambda kv: kv[1].lr.iloc[0]):
             lr = runs.lr.iloc[0]
             pub = MNIST_LR_GRID.get((model, round(float(lr), 6)))

@@ -9,22 +9,17 @@ import pandas as pd
 
 from ..files import save_figure, write_text
 from ..published import TRANSFORM_AE
-from .common import markdown
+from .common import markdown, ordered
 
 ROWS = ("ae", "aae", "hypernet_shallow", "hypernet_deep")
 ANGLES = ((0.0,), (-45.0, 45.0), (-90.0, 90.0), (-180.0,))
 HEADS = ("0°", "-45° / +45°", "-90° / +90°", "180°")
 
 
-def _order(models) -> list[str]:
-    known = [m for m in ROWS if m in set(models)]
-    return known + sorted(set(models) - set(known))
-
-
 def _curves(runs: pd.DataFrame, axis: str) -> dict[str, pd.DataFrame]:
     """model -> its recon_vs_<axis>.csv (mean over its runs, e.g. seeds)."""
     out = {}
-    for model in _order(runs.model.unique()):
+    for model in ordered(runs.model.unique(), ROWS):
         frames = [pd.read_csv(Path(d, f"recon_vs_{axis}.csv")) for d in runs[runs.model == model].run_dir
                   if Path(d, f"recon_vs_{axis}.csv").exists()]
         if frames:
@@ -112,7 +107,7 @@ def transfer_section(runs: pd.DataFrame, out: Path) -> list[str]:
         rows = [{"model": r.model, "images": images, "n": int(r.n_images), "mean over the curve": f"{r.curve_mean:.3f}",
                  "in range": f"{r.curve_in_images:.3f}", "outside": f"{r.curve_out_images:.3f}",
                  "run": Path(str(r.eval_run)).name} for r in sel.itertuples()]
-        table = pd.DataFrame(rows).sort_values("model", key=lambda s: s.map(lambda m: _order(sel.model).index(m)))
+        table = pd.DataFrame(rows).sort_values("model", key=lambda s: s.map(lambda m: ordered(sel.model, ROWS).index(m)))
         transform = _transform(sel.eval_run.iloc[0])
         curves = {}
         for r in sel.itertuples():
@@ -125,7 +120,7 @@ def transfer_section(runs: pd.DataFrame, out: Path) -> list[str]:
               f"{transform.axis}.\n\n" + markdown(table))
         parts.append(md)
         if curves:
-            fig = transform_curve_figure({m: curves[m] for m in _order(curves)}, transform,
+            fig = transform_curve_figure({m: curves[m] for m in ordered(curves, ROWS)}, transform,
                                          f"Transfer to {name}: reconstruction MSE versus {transform.axis}",
                                          column="images")
             path = save_figure(fig, out / f"transfer_{name}.png")
