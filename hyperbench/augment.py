@@ -1,8 +1,17 @@
 """Batched, on-device augmentation: no per-image Python."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+
+@functools.lru_cache(maxsize=128)
+def constant(values: tuple, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A small constant tensor made once per device (a host-to-device copy per training batch would
+    be a synchronisation on a GPU). Shared: do not modify it in place."""
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 def crop_at(x: torch.Tensor, pad: int, oy: torch.Tensor, ox: torch.Tensor) -> torch.Tensor:

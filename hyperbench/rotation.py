@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .augment import warp
+from .augment import constant, warp
 from .data import Split
 from .errors import ConfigError
 
@@ -159,11 +159,10 @@ class RotationProtocol:
 
     def train_ranges(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """(low, high) per remapped label: the training range of each class."""
-        lo = torch.full((self.num_classes,), self.others_range[0], device=device)
-        hi = torch.full((self.num_classes,), self.others_range[1], device=device)
-        for label in self.restricted_labels():
-            lo[label], hi[label] = self.restricted_range
-        return lo, hi
+        restricted = set(self.restricted_labels())
+        ranges = [self.restricted_range if k in restricted else self.others_range for k in range(self.num_classes)]
+        return (constant(tuple(float(r[0]) for r in ranges), torch.device(device)),
+                constant(tuple(float(r[1]) for r in ranges), torch.device(device)))
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One training angle per (remapped) label in y, uniform within that class's range."""
@@ -171,7 +170,7 @@ class RotationProtocol:
         return uniform(lo[y], hi[y], len(y), generator, y.device)
 
     def is_restricted(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.isin(y, torch.tensor(self.restricted_labels(), device=y.device))
+        return torch.isin(y, constant(tuple(self.restricted_labels()), y.device))
 
     def describe(self) -> str:
         """One line naming the whole protocol; the report compares runs (and the published values) by it."""

@@ -62,7 +62,7 @@ class Transform:
 
     # --- shared
     def is_restricted(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.isin(y, torch.tensor(self.restricted, device=y.device, dtype=y.dtype))
+        return torch.isin(y, augment.constant(tuple(self.restricted), y.device, y.dtype))
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training parameters for labels y: restricted digits within their range, the others within theirs."""
@@ -218,7 +218,7 @@ class Affine(_AngleAxis, Transform):
         _, _, h, w = x.shape
         m = self.matrix(raw)
         # pixel coordinates about the centre -> affine_grid's normalised coordinates (x / (w/2), y / (h/2))
-        norm = torch.tensor([[1.0, h / w, 2 / w], [w / h, 1.0, 2 / h]], device=x.device, dtype=m.dtype)
+        norm = augment.constant(((1.0, h / w, 2 / w), (w / h, 1.0, 2 / h)), x.device, m.dtype)
         return warp(x, m * norm, self.background)
 
     def encode(self, raw):
