@@ -210,3 +210,25 @@ def test_amp_auto_is_off_on_cpu_and_fp16_needs_cuda():
     assert amp_dtype("auto", torch.device("cpu")) is None and amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ConfigError, match="trainer.amp=fp16 needs a CUDA device"):
         amp_dtype("fp16", torch.device("cpu"))
+
+
+def test_classifier_loss_uses_the_models_own_losses_when_it_has_them():
+    """Capsule networks bring training_loss (margin + reconstruction) and score_loss; others get cross-entropy."""
+    from hyperbench.tasks.classify import classifier_loss, score_loss
+
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    plain = nn.Linear(3, 3)
+    assert torch.allclose(classifier_loss(plain, x, y), F.cross_entropy(plain(x), y))
+    assert torch.allclose(score_loss(plain, plain(x), y), F.cross_entropy(plain(x), y, reduction="sum"))
+
+    class Own(nn.Linear):
+        def training_loss(self, x, y):
+            return torch.tensor(7.0)
+
+        def score_loss(self, scores, y):
+            return scores.sum() * 0 + 3.0
+
+    own = Own(3, 3)
+    assert classifier_loss(own, x, y).item() == 7.0
+    out = accuracy_eval(own, Split(x, y), batch_size=3)
+    assert out["loss"] == (3.0 + 3.0) / 4  # two batches of score_loss 3, averaged over 4 images

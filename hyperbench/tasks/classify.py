@@ -22,14 +22,29 @@ from ..published import row_label
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 
 
+def classifier_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss of a classifier: the model's own `training_loss(x, y)` when it has one
+    (capsule networks: margin loss + reconstruction, spread loss), else cross-entropy of model(x)."""
+    own = getattr(model, "training_loss", None)
+    return own(x, y) if own is not None else F.cross_entropy(model(x), y)
+
+
+def score_loss(model, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed evaluation loss of class scores: the model's `score_loss(scores, y)` (summed over the batch)
+    when it has one (e.g. margin loss on capsule lengths), else summed cross-entropy of the logits."""
+    own = getattr(model, "score_loss", None)
+    return own(scores.float(), y) if own is not None else F.cross_entropy(scores.float(), y, reduction="sum")
+
+
 def accuracy_eval(model, split: Split, batch_size: int) -> dict[str, float]:
-    """Mean cross-entropy and accuracy over a split, in large batches; one device sync at the end."""
+    """Mean loss (cross-entropy, or the model's score_loss) and accuracy (argmax of the scores) over a
+    split, in large batches; one device sync at the end."""
     loss = torch.zeros((), device=split.y.device)
     correct = torch.zeros((), device=split.y.device, dtype=torch.long)
     for i in range(0, len(split), batch_size):
         logits = model(split.x[i:i + batch_size])
         y = split.y[i:i + batch_size]
-        loss += F.cross_entropy(logits.float(), y, reduction="sum")
+        loss += score_loss(model, logits, y)
         correct += (logits.argmax(1) == y).sum()
     n = max(1, len(split))
     return {"loss": loss.item() / n, "acc": correct.item() / n}
@@ -38,7 +53,7 @@ def accuracy_eval(model, split: Split, batch_size: int) -> dict[str, float]:
 def classification_objective(cfg: DictConfig) -> Objective:
     pad = int(cfg.data.augment.pad)
     return Objective(
-        loss=lambda model, x, y: F.cross_entropy(model(x), y),
+        loss=classifier_loss,
         evaluate=accuracy_eval,
         augment=(lambda x, y, g: (random_crop(x, pad, g), y)) if pad > 0 else None,
         monitor="acc",

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ..data import DataBundle, Split, dataset_info, load_data
@@ -28,7 +27,7 @@ from ..files import save_figure, save_torch, write_text
 from ..models import model_from_config
 from ..plots import angle_curves_figure, training_curves
 from ..rotation import RotationProtocol, protocol_views, rotate
-from .classify import accuracy_eval
+from .classify import accuracy_eval, classifier_loss
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 
 
@@ -93,7 +92,7 @@ def angle_curve(model, split: Split, protocol: RotationProtocol, step: float, ma
 
 def invariance_objective(protocol: RotationProtocol) -> Objective:
     return Objective(
-        loss=lambda model, x, y: F.cross_entropy(model(x), y),
+        loss=classifier_loss,
         evaluate=accuracy_eval,
         augment=lambda x, y, g: (rotate(x, protocol.sample(y, g)), y),
         monitor="acc",
