@@ -10,132 +10,37 @@ Both evaluate val and test after every epoch, as a training script with model se
 It prints wall time per epoch, images per second, the ratio, and both test accuracies; then the
 conv model's achieved GFLOP/s against the machine's fp32 matmul rate (and a profile of the top
 operators when below 40%), and batched rotation of 10,000 images against torchvision's per-image
-rotate. Ratios, not absolute seconds, are the result: run it on a quiet machine.
+rotate. For each case it also says where the time goes: the typical loader alone (no model) and our
+model steps alone on one fixed batch (no data work), whose ratio to the typical epoch is the ceiling
+any pipeline could reach with this model step. --ablate switches engine settings (channels_last,
+compile, amp) one at a time. Ratios, not absolute seconds, are the result: run it on a quiet machine.
+The typical pipeline is in typical.py, the machine limits in limits.py.
 
     python benchmarks/bench.py [--cases conv,hyper5_5,cnn,ae] [--epochs 1] [--device auto]
+                               [--ablate "channels_last off,compile,amp bf16"]
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import time
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
-from hyperbench.cli import CONF_DIR
+from common import config, sync
 from hyperbench.data import DataBundle, Split, load_data
-from hyperbench.engine import Trainer, make_optimizer, make_schedule, resolve_device, seed_everything
+from hyperbench.engine import Trainer, make_optimizer, resolve_device, seed_everything
 from hyperbench.models import MODELS, model_from_config
 from hyperbench.tasks.classify import classification_objective
+from limits import conv_step_gflops, matmul_gflops, rotation_speed
+from typical import Rotated, data_only_s, typical_accuracy, typical_mse, typical_run
 
-
-def config(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-# ---------------------------------------------------------------- the typical pipeline
-class Rotated(Dataset):
-    """Per-image random rotation in __getitem__, as a typical script does it (torchvision's functional
-    rotate on one image at a time), with a per-digit angle range for the seed-001 protocol."""
-
-    def __init__(self, base, ranges: dict[int, tuple[float, float]], default: tuple[float, float], target: bool,
-                 fill: float = 0.0):
-        self.base, self.ranges, self.default, self.target, self.fill = base, ranges, default, target, fill
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        import torchvision.transforms.functional as TF
-
-        x, y = self.base[i]
-        lo, hi = self.ranges.get(int(y), self.default)
-        angle = lo + (hi - lo) * torch.rand(()).item()
-        if self.target:  # transform task: (input, rotated target, cos, sin)
-            out = TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR, fill=[self.fill])
-            a = math.radians(angle)
-            return x, (out, torch.tensor([math.cos(a), math.sin(a)]))
-        return TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR), y
-
-
-def typical_run(cfg, case, device, epochs: int, workers: int) -> dict:
-    """The usual script: torchvision dataset + transforms + DataLoader, plain training loop."""
-    import torchvision.transforms as T
-    from torchvision.datasets import MNIST
-
-    root = str(cfg.data.root)
-    pad = int(cfg.data.augment.pad)
-    aug = [T.Pad(pad), T.RandomCrop(28)] if case.get("crop", True) and pad > 0 else []
-    scale = list(cfg.data.scale)
-    norm = [T.Normalize([-scale[0] / (scale[1] - scale[0])], [1 / (scale[1] - scale[0])])] if scale != [0.0, 1.0] else []
-    train_full = MNIST(root, train=True, transform=T.Compose(aug + [T.ToTensor()] + norm))
-    plain_full = MNIST(root, train=True, transform=T.Compose([T.ToTensor()] + norm))
-    test = MNIST(root, train=False, transform=T.Compose([T.ToTensor()] + norm))
-    perm = torch.randperm(len(train_full), generator=torch.Generator().manual_seed(int(cfg.data.split_seed)))
-    n_val = int(cfg.data.val_size)
-    train_idx, val_idx = perm[n_val:], perm[:n_val]
-    if cfg.data.train_size is not None:
-        train_idx = train_idx[: int(cfg.data.train_size)]
-    train, val = Subset(train_full, train_idx.tolist()), Subset(plain_full, val_idx.tolist())
-    if case.get("typical_wrap"):
-        train = case["typical_wrap"](train)
-        val = case["typical_wrap"](val)
-        test = case["typical_wrap"](test)
-    bs = int(cfg.trainer.batch_size)
-    loader = DataLoader(train, batch_size=bs, shuffle=True, drop_last=True, num_workers=workers,
-                        persistent_workers=workers > 0)
-    seed_everything(int(cfg.seed))
-    model = (case["build"](cfg) if "build" in case else model_from_config(cfg.model, case["num_classes"], (1, 28, 28))).to(device)
-    opt = make_optimizer(list(model.parameters()), cfg.trainer)
-    sched = make_schedule(opt, cfg.trainer)
-    loss_fn, metric = case["typical_loss"], case["typical_metric"]
-    train_s, eval_s = [], []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        model.train()
-        for x, y in loader:
-            x, y = x.to(device), to_device(y, device)
-            loss = loss_fn(model, x, y)
-            opt.zero_grad()
-            loss.backward()
-            if cfg.trainer.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
-            opt.step()
-            sched.step()
-        sync(device)
-        t1 = time.perf_counter()
-        model.eval()
-        with torch.no_grad():
-            results = {name: metric(model, DataLoader(ds, batch_size=bs, num_workers=workers), device)
-                       for name, ds in (("val", val), ("test", test))}
-        sync(device)
-        train_s.append(t1 - t0)
-        eval_s.append(time.perf_counter() - t1)
-    return {"train_s": min(train_s), "eval_s": min(eval_s), "test": results["test"], "train_images": len(train),
-            "eval_images": len(val) + len(test)}
-
-
-def to_device(y, device):
-    return tuple(t.to(device) for t in y) if isinstance(y, (tuple, list)) else y.to(device)
-
-
-def typical_accuracy(model, loader, device) -> float:
-    correct = n = 0
-    for x, y in loader:
-        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-        n += len(y)
-    return correct / n
+# --ablate: engine settings switched one at a time against ours' defaults (trainer.* overrides)
+ABLATIONS = {"channels_last off": ["trainer.channels_last=false"], "compile": ["trainer.compile=true"],
+             "amp bf16": ["trainer.amp=bf16"], "amp off": ["trainer.amp=off"]}
 
 
 # ---------------------------------------------------------------- hyperbench's pipeline
@@ -158,6 +63,41 @@ def ours_run(cfg, case, device, epochs: int) -> dict:
     return {"train_s": min(r["epoch_time_s"] for r in res.history), "eval_s": eval_s,
             "test": metrics["test"][case["metric"]], "train_images": len(data.train),
             "eval_images": len(data.val) + len(data.test)}
+
+
+def step_only_s(cfg, case, device, steps: int = 8) -> float:
+    """Seconds an epoch of our training steps takes on one fixed, already augmented batch: the model's
+    forward + backward + optimizer step alone, no data work. No pipeline can train faster than this."""
+    seed_everything(int(cfg.seed))
+    data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))
+    model = case["build"](cfg) if "build" in case else model_from_config(cfg.model, data.num_classes, data.shape)
+    trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda s: None)
+    model.to(device)
+    if trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    objective = case["objective"](cfg)
+    bs = int(cfg.trainer.batch_size)
+    x, y = data.train.x[:bs], data.train.y[:bs]
+    if objective.augment is not None:
+        x, y = objective.augment(x, y, torch.Generator(device=device).manual_seed(0))
+    x = trainer._fmt(x)
+    opt = make_optimizer(list(model.parameters()), cfg.trainer)
+
+    def step():
+        with trainer._autocast():
+            loss = objective.loss(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return (time.perf_counter() - t0) / steps * (len(data.train) // bs)
 
 
 # ---------------------------------------------------------------- the cases
@@ -199,15 +139,6 @@ def invariance_case(cfg_overrides: list[str]) -> dict:
             "typical_loss": lambda m, x, y: F.cross_entropy(m(x), y), "typical_metric": typical_accuracy}
 
 
-def typical_mse(model, loader, device) -> float:
-    total = n = 0.0
-    for x, (target, cond) in loader:
-        out = model(x.to(device), cond.to(device))
-        total += F.mse_loss(out, target.to(device), reduction="sum").item() / target[0].numel()
-        n += len(x)
-    return total / n
-
-
 def transform_case(cfg_overrides: list[str]) -> dict:
     """Seed 000 rotate: input image and (cos a, sin a) -> the image rotated by a; 4 and 9 within
     [-45, 45], the others in [-180, 180) (ours: pairs made batched on the device; typical: per image)."""
@@ -239,8 +170,12 @@ def cases() -> dict[str, tuple[list[str], dict]]:
     return out
 
 
-def compare(name, overrides, case, device, epochs, workers) -> dict:
-    cfg = config(*overrides, f"trainer.epochs={epochs}", f"trainer.device={device}", "trainer.progress=false")
+def run_config(overrides, device, epochs):
+    return config(*overrides, f"trainer.epochs={epochs}", f"trainer.device={device}", "trainer.progress=false")
+
+
+def compare(name, overrides, case, device, epochs, workers, ablate: list[str]) -> dict:
+    cfg = run_config(overrides, device, epochs)
     ours = ours_run(cfg, case, device, epochs)
     typ = typical_run(cfg, case, device, epochs, workers)
     ratio = typ["train_s"] / ours["train_s"]
@@ -251,96 +186,18 @@ def compare(name, overrides, case, device, epochs, workers) -> dict:
           f"typical {typ['train_images'] / typ['train_s']:6.0f} img/s = {ratio:5.2f}x   eval (val+test): "
           f"{eval_ratio:5.2f}x   test {unit} after {epochs} epoch(s): ours {fmt(ours['test'])}, "
           f"typical {fmt(typ['test'])}", flush=True)
+    data_s, step_s = data_only_s(cfg, case, workers), step_only_s(cfg, case, device)
+    print(f"{'':<9} where the time goes: typical epoch {typ['train_s']:.1f} s, its loader alone {data_s:.1f} s "
+          f"({100 * data_s / typ['train_s']:.0f}%); our model steps alone {step_s:.1f} s of our {ours['train_s']:.1f} s "
+          f"({100 * step_s / ours['train_s']:.0f}%). Ceiling: no pipeline with this model step beats typical by more "
+          f"than {typ['train_s'] / step_s:.2f}x; ours reaches {ratio / (typ['train_s'] / step_s):.0%} of it.", flush=True)
+    for label in ablate:
+        var = ours_run(run_config(overrides + ABLATIONS[label], device, epochs), case, device, epochs)
+        print(f"{'':<9} ablation {label:<17}: ours {var['train_images'] / var['train_s']:6.0f} img/s = "
+              f"{ours['train_s'] / var['train_s']:5.2f}x ours' default; eval {ours['eval_s'] / var['eval_s']:5.2f}x; "
+              f"test {unit} {fmt(var['test'])}", flush=True)
     return {"case": name, "ratio": ratio, **{f"ours_{k}": v for k, v in ours.items()},
             **{f"typical_{k}": v for k, v in typ.items()}}
-
-
-# ---------------------------------------------------------------- machine limits
-def matmul_gflops(device, n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    for _ in range(2):
-        a @ b
-    sync(device)
-    best = math.inf
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
-def conv_step_gflops(device, batch: int = 1000, steps: int = 10, profile: bool = False) -> tuple[float, str]:
-    """Achieved GFLOP/s of one training step (forward + backward + Adam) of the seed-002 ConvModel,
-    in hyperbench's layout (channels_last on CPU/CUDA)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = config("model=conv", "data=mnist")
-    model = model_from_config(cfg.model, 10, (1, 28, 28)).to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,), device=device)
-
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    with FlopCounterMode(display=False) as fc:
-        step()
-    flops = fc.get_total_flops()
-    for _ in range(2):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    per_step = (time.perf_counter() - t0) / steps
-    table = ""
-    if profile:
-        from torch.profiler import ProfilerActivity, profile as prof
-
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        with prof(activities=acts) as p:
-            for _ in range(3):
-                step()
-        table = p.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
-    return flops / per_step / 1e9, table, flops, per_step
-
-
-def rotation_speed(device, n: int = 10000) -> dict[str, float]:
-    """Seconds to rotate n 28x28 images by random angles: batched on the device (hyperbench) vs
-    torchvision's rotate called per image, on tensors and on PIL images (what a Dataset with
-    transforms.RandomRotation does to MNIST)."""
-    import torchvision.transforms.functional as TF
-    from PIL import Image
-
-    from hyperbench.rotation import rotate
-
-    x = torch.rand(n, 1, 28, 28, device=device)
-    angles = torch.rand(n, device=device) * 360
-    rotate(x[:100], angles[:100])
-    best = math.inf
-    for _ in range(3):
-        sync(device)
-        t0 = time.perf_counter()
-        rotate(x, angles)
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    xs, ang = x.cpu(), angles.cpu().tolist()
-    bilinear = TF.InterpolationMode.BILINEAR
-    t0 = time.perf_counter()
-    for i in range(n):
-        TF.rotate(xs[i], ang[i], interpolation=bilinear)
-    per_tensor = time.perf_counter() - t0
-    pils = [Image.fromarray((xs[i, 0] * 255).byte().numpy()) for i in range(n)]
-    t0 = time.perf_counter()
-    for i in range(n):
-        TF.rotate(pils[i], ang[i], interpolation=bilinear)
-    per_pil = time.perf_counter() - t0
-    return {"batched": best, "tensor": per_tensor, "pil": per_pil}
 
 
 def main() -> None:
@@ -350,7 +207,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the typical pipeline")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--train-size", type=int, default=None, help="cap on training images (quick checks)")
+    ap.add_argument("--ablate", default="", help=f"comma-separated engine settings to switch one at a time "
+                                                  f"against ours' defaults: {', '.join(ABLATIONS)}")
     args = ap.parse_args()
+    ablate = [a.strip() for a in args.ablate.split(",") if a.strip()]
+    unknown = [a for a in ablate if a not in ABLATIONS]
+    if unknown:
+        ap.error(f"unknown --ablate {', '.join(unknown)}; known: {', '.join(ABLATIONS)}")
     device = resolve_device(args.device)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), device {device}"
@@ -362,7 +225,7 @@ def main() -> None:
             continue
         overrides, make_case = known[name]
         cap = [] if args.train_size is None else [f"data.train_size={args.train_size}"]
-        compare(name, overrides + cap, make_case(), device, args.epochs, args.workers)
+        compare(name, overrides + cap, make_case(), device, args.epochs, args.workers, ablate)
 
     mm = matmul_gflops(device)
     rate, table, flops, per_step = conv_step_gflops(device)
@@ -376,6 +239,7 @@ def main() -> None:
     print(f"rotate 10,000 images of 28x28 by random angles: batched on {device.type} {r['batched'] * 1e3:.1f} ms; "
           f"torchvision per image on tensors {r['tensor'] * 1e3:.0f} ms ({r['tensor'] / r['batched']:.0f}x), "
           f"on PIL images {r['pil'] * 1e3:.0f} ms ({r['pil'] / r['batched']:.0f}x)")
+
 
 if __name__ == "__main__":
     main()

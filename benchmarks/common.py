@@ -1,0 +1,17 @@
+"""Helpers the benchmark modules share: composing a hyperbench config, waiting for the device."""
+from __future__ import annotations
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from hyperbench.cli import CONF_DIR
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
