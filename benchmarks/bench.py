@@ -194,7 +194,7 @@ def compare(name, overrides, case, device, epochs, workers, ablate: list[str]) -
     for label in ablate:
         var = ours_run(run_config(overrides + ABLATIONS[label], device, epochs), case, device, epochs)
         print(f"{'':<9} ablation {label:<17}: ours {var['train_images'] / var['train_s']:6.0f} img/s = "
-              f"{ours['train_s'] / var['train_s']:5.2f}x ours' default; eval {ours['eval_s'] / var['eval_s']:5.2f}x; "
+              f"{ours['train_s'] / var['train_s']:5.2f}x ours' default, {typ['train_s'] / var['train_s']:5.2f}x typical; eval {ours['eval_s'] / var['eval_s']:5.2f}x; "
               f"test {unit} {fmt(var['test'])}", flush=True)
     return {"case": name, "ratio": ratio, **{f"ours_{k}": v for k, v in ours.items()},
             **{f"typical_{k}": v for k, v in typ.items()}}
