@@ -57,14 +57,18 @@ class Compensator(nn.Module):
         return self.net(image, image)
 
 
-def build_compensator(arch: str, model_name: str, in_channels: int, image_size: int, **opts) -> Compensator:
-    """The `arch` model with an image control (HyperNets) or none (autoencoders), wrapped in a Compensator."""
-    if arch in IMAGE_CONTROLLED:
-        control = ImageControl(in_channels, image_size, _positive("control_hidden", opts.get("control_hidden", 64)))
-    elif arch in PLAIN:
-        control = NoControl()
-    else:
+def check_arch(arch: str, model_name: str) -> None:
+    if arch not in IMAGE_CONTROLLED + PLAIN:
         raise ConfigError(f"task=compensate needs a model whose control can be the image itself: model=hypernet_deep, "
                           f"hypernet_shallow, ae or aae; model={model_name} (arch {arch}) cannot take one. "
                           f"Nothing was run.")
+
+
+def build_compensator(arch: str, model_name: str, in_channels: int, image_size: int, **opts) -> Compensator:
+    """The `arch` model with an image control (HyperNets) or none (autoencoders), wrapped in a Compensator."""
+    check_arch(arch, model_name)
+    if arch in IMAGE_CONTROLLED:
+        control = ImageControl(in_channels, image_size, _positive("control_hidden", opts.get("control_hidden", 64)))
+    else:
+        control = NoControl()
     return Compensator(create_model(arch, in_channels=in_channels, image_size=image_size, control=control, **opts))

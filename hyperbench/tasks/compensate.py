@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 
 from ..data import DataBundle
 from ..files import save_figure, write_text
-from ..models.compensate import build_compensator
+from ..models.compensate import build_compensator, check_arch
 from ..transforms import Transform
 from . import transform as base
 
@@ -53,6 +53,10 @@ class Compensate(base.Learn):
     pairs = "upright, then rotated input | normalised"
     first = "upright"
     build = staticmethod(build_model)
+
+    @staticmethod
+    def check(cfg: DictConfig) -> None:
+        check_arch(str(cfg.model.arch), str(cfg.model.name))
 
     def inputs(self, x, raw):
         return (self.transform.apply(x, raw.expand(len(x), -1)),)

@@ -68,6 +68,10 @@ class Learn:
     def __init__(self, transform: Transform):
         self.transform = transform
 
+    @staticmethod
+    def check(cfg: DictConfig) -> None:
+        """Config checks before any data is read (create_model checks the model's options here)."""
+
     def inputs(self, x: torch.Tensor, raw: torch.Tensor) -> tuple:
         return x, self.transform.encode(raw)
 
@@ -229,6 +233,7 @@ def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
     t_start = time.perf_counter()
     transform = transform_of(cfg)  # every config problem before any data is read
     problem = kind(transform)
+    kind.check(cfg)
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)
