@@ -20,6 +20,9 @@ After training (best-validation model), on the test split:
 Transfer (no training): hyperbench task=transform eval.run=<run dir> eval.images=<folder|.npy|symbols|
 emnist_letters> writes the same curve (column `images`), a grid and metrics.json for those images with
 the trained run's model.
+
+What the model gets and must produce is the *problem* (Learn here; tasks/compensate.py's Compensate gives the
+model only the transformed image and asks for the original): run, the curves, grids, metrics and transfer take it.
 """
 from __future__ import annotations
 
