@@ -27,18 +27,28 @@ def transform_curve_figure(curves: dict[str, pd.DataFrame], transform, title: st
                            column: str | None = None):
     """One line per entry: by_column=True draws column `label` of each frame (one run, several digits);
     otherwise column `column` of each run's frame (several runs, one digit), coloured as in seed 000."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    spans = restricted_spans(transform)
-    digits = ", ".join(map(str, transform.restricted))
-    for i, (a, b) in enumerate(spans):
-        ax.axvspan(a, b, color="grey", alpha=0.12, lw=0, label=f"training range of {digits}" if i == 0 else None)
+    fig, ax = _shaded_axes(transform, (8, 4.2))
     for label, df in curves.items():
         col = label if by_column else column
         kw = {} if by_column else {"color": MODEL_COLOURS.get(label), "ls": MODEL_STYLES.get(label, "-")}
         ax.plot(df[transform.axis], df[col], lw=1.3, label=label.replace("_", " "), **kw)
     x = curves[next(iter(curves))][transform.axis]
-    ax.set(xlim=(float(x.min()), float(x.max())), ylim=(0, None), ylabel="reconstruction MSE",
-           xlabel=f"{transform.axis} ({transform.axis_unit})")
+    ax.set(xlim=(float(x.min()), float(x.max())), ylim=(0, None), ylabel="reconstruction MSE")
+    return _finish(fig, ax, transform, title)
+
+
+def _shaded_axes(transform, size):
+    """A figure whose axes shade the restricted digits' training range."""
+    fig, ax = plt.subplots(figsize=size)
+    digits = ", ".join(map(str, transform.restricted))
+    for i, (a, b) in enumerate(restricted_spans(transform)):
+        ax.axvspan(a, b, color="grey", alpha=0.12, lw=0, label=f"training range of {digits}" if i == 0 else None)
+    return fig, ax
+
+
+def _finish(fig, ax, transform, title: str):
+    """The curve axis' label and ticks, grid, legend, title."""
+    ax.set_xlabel(f"{transform.axis} ({transform.axis_unit})")
     if transform.axis == "angle":
         ax.set_xticks(range(-180, 181, 45))
     ax.grid(alpha=0.3)
@@ -103,20 +113,9 @@ def loss_curves(history: pd.DataFrame, title: str):
 def six_nine_figure(df: pd.DataFrame, transform, title: str = ""):
     """task=compensate: the fraction of rotated 6s and 9s closer to the other digit's mean upright image, after
     normalisation (solid) and as rotated inputs (dotted), versus the curve parameter."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    for i, (a, b) in enumerate(restricted_spans(transform)):
-        ax.axvspan(a, b, color="grey", alpha=0.12, lw=0, label="training range of "
-                   + ", ".join(map(str, transform.restricted)) if i == 0 else None)
+    fig, ax = _shaded_axes(transform, (8, 3.8))
     for d, colour in ((6, "tab:purple"), (9, "tab:orange")):
         ax.plot(df[transform.axis], df[f"normalised_{d}"], color=colour, lw=1.4, label=f"{d}s, normalised")
         ax.plot(df[transform.axis], df[f"input_{d}"], color=colour, lw=1, ls=":", label=f"{d}s, rotated input")
-    ax.set(ylim=(-0.02, 1.02), ylabel="fraction closer to the other digit",
-           xlabel=f"{transform.axis} ({transform.axis_unit})")
-    if transform.axis == "angle":
-        ax.set_xticks(range(-180, 181, 45))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    ax.set(ylim=(-0.02, 1.02), ylabel="fraction closer to the other digit")
+    return _finish(fig, ax, transform, title)
