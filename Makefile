@@ -14,13 +14,18 @@ TRANSFORM_TRAIN_SIZE ?= 40000
 TRANSFORM_ARGS ?=
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 TRANSFORM_SWEEP ?= outputs/sweeps/$(STAMP)_curves-transform
+# Seed 000 "Compensation of Transformations": the same budget as curves-transform by default (README).
+COMPENSATE_EPOCHS ?= $(TRANSFORM_EPOCHS)
+COMPENSATE_TRAIN_SIZE ?= $(TRANSFORM_TRAIN_SIZE)
+COMPENSATE_ARGS ?=
+COMPENSATE_SWEEP ?= outputs/sweeps/$(STAMP)_curves-compensate
 
 # Offline datasets: use ../shared/data when it sits beside the checkout (as on CI).
 ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform bench clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate bench clean
 
 install: $(VENV)/.installed
 
@@ -73,6 +78,16 @@ curves-transform: install
 	  $(BIN)/hyperbench task=transform eval.run=$$run eval.images=symbols hydra.run.dir=$(TRANSFORM_SWEEP)/transfer_symbols/$$(basename $$run) || exit 1; \
 	done
 	$(BIN)/hyperbench-report $(TRANSFORM_SWEEP)
+
+## Seed 000 "Compensation of Transformations": the deep HyperNet (control network fed the rotated image) and the
+## plain autoencoder normalise rotated digits on one budget; transfer to the rendered symbols; the report overlays
+## their digit-4 curves and tabulates the 6/9 figure.
+curves-compensate: install
+	$(BIN)/hyperbench -m experiment=curves_compensate trainer.epochs=$(COMPENSATE_EPOCHS) data.train_size=$(COMPENSATE_TRAIN_SIZE) $(COMPENSATE_ARGS) hydra.sweep.dir=$(COMPENSATE_SWEEP)
+	for run in $(COMPENSATE_SWEEP)/[0-9]*_*/; do \
+	  $(BIN)/hyperbench task=compensate eval.run=$$run eval.images=symbols hydra.run.dir=$(COMPENSATE_SWEEP)/transfer_symbols/$$(basename $$run) || exit 1; \
+	done
+	$(BIN)/hyperbench-report $(COMPENSATE_SWEEP)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

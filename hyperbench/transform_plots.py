@@ -27,18 +27,28 @@ def transform_curve_figure(curves: dict[str, pd.DataFrame], transform, title: st
                            column: str | None = None):
     """One line per entry: by_column=True draws column `label` of each frame (one run, several digits);
     otherwise column `column` of each run's frame (several runs, one digit), coloured as in seed 000."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    spans = restricted_spans(transform)
-    digits = ", ".join(map(str, transform.restricted))
-    for i, (a, b) in enumerate(spans):
-        ax.axvspan(a, b, color="grey", alpha=0.12, lw=0, label=f"training range of {digits}" if i == 0 else None)
+    fig, ax = _shaded_axes(transform, (8, 4.2))
     for label, df in curves.items():
         col = label if by_column else column
         kw = {} if by_column else {"color": MODEL_COLOURS.get(label), "ls": MODEL_STYLES.get(label, "-")}
         ax.plot(df[transform.axis], df[col], lw=1.3, label=label.replace("_", " "), **kw)
     x = curves[next(iter(curves))][transform.axis]
-    ax.set(xlim=(float(x.min()), float(x.max())), ylim=(0, None), ylabel="reconstruction MSE",
-           xlabel=f"{transform.axis} ({transform.axis_unit})")
+    ax.set(xlim=(float(x.min()), float(x.max())), ylim=(0, None), ylabel="reconstruction MSE")
+    return _finish(fig, ax, transform, title)
+
+
+def _shaded_axes(transform, size):
+    """A figure whose axes shade the restricted digits' training range."""
+    fig, ax = plt.subplots(figsize=size)
+    digits = ", ".join(map(str, transform.restricted))
+    for i, (a, b) in enumerate(restricted_spans(transform)):
+        ax.axvspan(a, b, color="grey", alpha=0.12, lw=0, label=f"training range of {digits}" if i == 0 else None)
+    return fig, ax
+
+
+def _finish(fig, ax, transform, title: str):
+    """The curve axis' label and ticks, grid, legend, title."""
+    ax.set_xlabel(f"{transform.axis} ({transform.axis_unit})")
     if transform.axis == "angle":
         ax.set_xticks(range(-180, 181, 45))
     ax.grid(alpha=0.3)
@@ -50,7 +60,7 @@ def transform_curve_figure(curves: dict[str, pd.DataFrame], transform, title: st
 
 
 def transform_grid_figure(inputs: torch.Tensor, expected: torch.Tensor, produced: torch.Tensor, values: list[float],
-                          transform, title: str = ""):
+                          transform, title: str = "", first: str = "input"):
     """Rows = images; the input, then for each value an expected | produced pair (seed 001's layout)."""
     k, v = len(inputs), len(values)
     side = inputs.shape[-1]
@@ -76,7 +86,7 @@ def transform_grid_figure(inputs: torch.Tensor, expected: torch.Tensor, produced
     ax.imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
     ax.set_xticks([gap + side / 2] + [s + side for s in starts])
     unit = "°" if transform.axis == "angle" else " px"
-    ax.set_xticklabels(["input"] + [f"{transform.axis} {val:g}{unit}" for val in values], fontsize=7)
+    ax.set_xticklabels([first] + [f"{transform.axis} {val:g}{unit}" for val in values], fontsize=7)
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
@@ -98,3 +108,14 @@ def loss_curves(history: pd.DataFrame, title: str):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def six_nine_figure(df: pd.DataFrame, transform, title: str = ""):
+    """task=compensate: the fraction of rotated 6s and 9s closer to the other digit's mean upright image, after
+    normalisation (solid) and as rotated inputs (dotted), versus the curve parameter."""
+    fig, ax = _shaded_axes(transform, (8, 3.8))
+    for d, colour in ((6, "tab:purple"), (9, "tab:orange")):
+        ax.plot(df[transform.axis], df[f"normalised_{d}"], color=colour, lw=1.4, label=f"{d}s, normalised")
+        ax.plot(df[transform.axis], df[f"input_{d}"], color=colour, lw=1, ls=":", label=f"{d}s, rotated input")
+    ax.set(ylim=(-0.02, 1.02), ylabel="fraction closer to the other digit")
+    return _finish(fig, ax, transform, title)

@@ -98,7 +98,7 @@ def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
     return parts
 
 
-def transfer_section(runs: pd.DataFrame, out: Path) -> list[str]:
+def transfer_section(runs: pd.DataFrame, out: Path, prefix: str = "", heading: str = "Transfer") -> list[str]:
     from ..transform_plots import transform_curve_figure
 
     parts = []
@@ -115,15 +115,15 @@ def transfer_section(runs: pd.DataFrame, out: Path) -> list[str]:
             if f.exists():
                 curves[r.model] = pd.read_csv(f)
         name = Path(str(images)).name
-        md = (f"## Transfer to {name} (no training on them)\n\nThe trained models applied to images that are not "
+        md = (f"## {heading} to {name} (no training on them)\n\nThe trained models applied to images that are not "
               f"MNIST digits; MSE between produced and expected images, mean over all images at each "
               f"{transform.axis}.\n\n" + markdown(table))
         parts.append(md)
         if curves:
             fig = transform_curve_figure({m: curves[m] for m in ordered(curves, ROWS)}, transform,
-                                         f"Transfer to {name}: reconstruction MSE versus {transform.axis}",
+                                         f"{heading} to {name}: reconstruction MSE versus {transform.axis}",
                                          column="images")
-            path = save_figure(fig, out / f"transfer_{name}.png")
+            path = save_figure(fig, out / f"{prefix}transfer_{name}.png")
             parts.append(f"![transfer to {name}]({path.name})")
     return parts
 

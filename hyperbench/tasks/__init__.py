@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ConfigError
-from . import classify, invariance, summary, transform
+from . import classify, compensate, invariance, summary, transform
 
-TASKS: dict[str, Callable] = {"classify": classify.run, "invariance": invariance.run, "summary": summary.run,
-                               "transform": transform.run}
+TASKS: dict[str, Callable] = {"classify": classify.run, "compensate": compensate.run, "invariance": invariance.run,
+                               "summary": summary.run, "transform": transform.run}
 
 
 def get_task(name: str) -> Callable:

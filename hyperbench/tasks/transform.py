@@ -20,6 +20,9 @@ After training (best-validation model), on the test split:
 Transfer (no training): hyperbench task=transform eval.run=<run dir> eval.images=<folder|.npy|symbols|
 emnist_letters> writes the same curve (column `images`), a grid and metrics.json for those images with
 the trained run's model.
+
+What the model gets and must produce is the *problem* (Learn here; tasks/compensate.py's Compensate gives the
+model only the transformed image and asks for the original): run, the curves, grids, metrics and transfer take it.
 """
 from __future__ import annotations
 
@@ -41,47 +44,97 @@ from ..transforms import Transform, transform_from_config
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 
 
+def model_options(cfg: DictConfig) -> dict:
+    """The model config's options (everything but name and arch)."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "arch")}
+
+
 def build_model(cfg: DictConfig, transform: Transform, shape=(1, 28, 28)) -> torch.nn.Module:
-    opts = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k not in ("name", "arch")}
     return create_model(str(cfg.model.arch), n_params=transform.n_params, in_channels=shape[0],
-                        image_size=shape[1], **opts)
+                        image_size=shape[1], **model_options(cfg))
 
 
 def transform_of(cfg: DictConfig) -> Transform:
     return transform_from_config(cfg.get("transform"), cfg.get("rotation"), float(cfg.data.scale[0]))
 
 
-def per_image_loss(model, x: torch.Tensor, raw: torch.Tensor, transform: Transform, batch_size: int,
+class Learn:
+    """task=transform: the model gets (x, encode(raw)) and must produce apply(x, raw). raw has one row per
+    image or one row for all. task=compensate (tasks/compensate.py) swaps inputs and target."""
+
+    task = "transform"
+    verb = "learns"
+    pairs = "expected | produced"  # what each grid pair shows
+    first = "input"                # the grid's first column
+    build = staticmethod(build_model)
+
+    def __init__(self, transform: Transform):
+        self.transform = transform
+
+    @staticmethod
+    def check(cfg: DictConfig) -> None:
+        """Config checks before any data is read (create_model checks the model's options here)."""
+
+    def inputs(self, x: torch.Tensor, raw: torch.Tensor) -> tuple:
+        return x, self.transform.encode(raw)
+
+    def target(self, x: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        return self.transform.apply(x, raw.expand(len(x), -1))
+
+    def shown(self, x: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """The left image of each grid pair (here the expected one)."""
+        return self.target(x, raw)
+
+    def predict(self, model, x: torch.Tensor, raw: torch.Tensor, fmt=lambda t: t) -> torch.Tensor:
+        return model(*(fmt(t) for t in self.inputs(x, raw))).float()
+
+    def extra(self, model, raw: DataBundle, cfg: DictConfig, run_dir: Path, fmt) -> dict:
+        """Task-specific metrics and files after the curves (none here)."""
+        return {}
+
+
+def per_image_loss(model, x: torch.Tensor, raw: torch.Tensor, problem: Learn, batch_size: int,
                    fmt=lambda t: t) -> torch.Tensor:
-    """MSE per image between model(x, encode(raw)) and the transformed x; raw has one row per image."""
+    """MSE per image between the model's output and the problem's target; raw has one row per image."""
     out = []
     for i in range(0, len(x), batch_size):
         xb, rb = x[i:i + batch_size], raw[i:i + batch_size]
-        pred = model(fmt(xb), transform.encode(rb))
-        out.append((pred.float() - transform.apply(xb, rb)).pow(2).flatten(1).mean(1))
+        out.append((problem.predict(model, xb, rb, fmt) - problem.target(xb, rb)).pow(2).flatten(1).mean(1))
     return torch.cat(out) if out else torch.zeros(0, device=x.device)
 
 
-def transform_objective(transform: Transform, seed: int) -> Objective:
+def problem_objective(problem: Learn, seed: int) -> Objective:
+    """Training pairs drawn afresh per batch: (the model's first input, (target, its other inputs))."""
+    transform = problem.transform
+
+    def augment(x, y, g):
+        raw = transform.sample(y, g)
+        first, *rest = problem.inputs(x, raw)
+        return first, (problem.target(x, raw), rest)
+
     def loss(model, x, y):
-        target, cond = y
+        target, rest = y
         if hasattr(model, "training_loss"):  # e.g. the adversarial autoencoder's critic update + combined loss
-            return model.training_loss(x, cond, target)
-        return F.mse_loss(model(x, cond), target)
+            return model.training_loss(x, *rest, target)
+        return F.mse_loss(model(x, *rest), target)
 
     def evaluate(model, split: Split, batch_size: int) -> dict[str, float]:
         g = torch.Generator(device=split.y.device).manual_seed(seed)  # the same draw at every epoch
         raw = transform.sample(split.y, g)
-        return {"loss": per_image_loss(model, split.x, raw, transform, batch_size).mean().item()}
+        return {"loss": per_image_loss(model, split.x, raw, problem, batch_size).mean().item()}
 
-    return Objective(loss=loss, evaluate=evaluate, augment=lambda x, y, g: transform.pairs(x, y, g),
-                     monitor="loss", higher_is_better=False)
+    return Objective(loss=loss, evaluate=evaluate, augment=augment, monitor="loss", higher_is_better=False)
 
 
-def curve(model, x: torch.Tensor, groups: dict[str, torch.Tensor], transform: Transform, values: torch.Tensor,
+def transform_objective(transform: Transform, seed: int) -> Objective:
+    return problem_objective(Learn(transform), seed)
+
+
+def curve(model, x: torch.Tensor, groups: dict[str, torch.Tensor], problem: Learn, values: torch.Tensor,
           batch_size: int, fmt=lambda t: t) -> pd.DataFrame:
     """Mean loss of each group of images (name -> index into x) at each curve value; one condition per value."""
     rows = []
+    transform = problem.transform
     raws = transform.along_axis(values.to(x.device, torch.float32))
     # an autoencoder's code does not depend on the parameters: encode each image once, decode per value
     codes = ([model.encode(fmt(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
@@ -89,10 +142,10 @@ def curve(model, x: torch.Tensor, groups: dict[str, torch.Tensor], transform: Tr
     for v, raw in zip(values.tolist(), raws):
         losses = []
         for b, i in enumerate(range(0, len(x), batch_size)):
-            xb, cond = x[i:i + batch_size], transform.encode(raw[None])
-            pred = model.decode(codes[b], cond) if codes is not None else model(fmt(xb), cond)
-            target = transform.apply(xb, raw[None].expand(len(xb), -1))
-            losses.append((pred.float() - target).pow(2).flatten(1).mean(1))
+            xb = x[i:i + batch_size]
+            pred = (model.decode(codes[b], transform.encode(raw[None])) if codes is not None
+                    else problem.predict(model, xb, raw[None], fmt))
+            losses.append((pred.float() - problem.target(xb, raw[None])).pow(2).flatten(1).mean(1))
         per = torch.cat(losses)
         rows.append({transform.axis: round(v, 6), **{k: per[idx].mean().item() for k, idx in groups.items()}})
     return pd.DataFrame(rows)
@@ -109,12 +162,13 @@ def curve_ranges(df: pd.DataFrame, transform: Transform, columns) -> dict[str, f
     return out
 
 
-def digit_metrics(model, test: Split, transform: Transform, per_digit: int | None, seed: int, batch_size: int,
+def digit_metrics(model, test: Split, problem: Learn, per_digit: int | None, seed: int, batch_size: int,
                   fmt=lambda t: t) -> dict[str, float]:
     """digit_<d>_in: each digit's test images at draws from its own training range; digit_<d>_out (restricted
     digits): at draws from the others' range that fall outside the restricted range. loss_in / loss_out:
     the same over all digits / over the restricted digits."""
     g = torch.Generator(device=test.y.device).manual_seed(seed)
+    transform = problem.transform
     out, all_in, all_out = {}, [], []
     for d in range(10):
         idx = torch.nonzero(test.y == d).flatten()
@@ -123,13 +177,13 @@ def digit_metrics(model, test: Split, transform: Transform, per_digit: int | Non
         if len(idx) == 0:
             continue
         x, y = test.x[idx], test.y[idx]
-        loss_in = per_image_loss(model, x, transform.sample(y, g), transform, batch_size, fmt)
+        loss_in = per_image_loss(model, x, transform.sample(y, g), problem, batch_size, fmt)
         out[f"digit_{d}_in"] = loss_in.mean().item()
         all_in.append(loss_in)
         if d in transform.restricted:
             raw = transform.sample_others(len(y), g, y.device)
             keep = ~transform.inside_restricted(raw)
-            loss_out = per_image_loss(model, x[keep], raw[keep], transform, batch_size, fmt)
+            loss_out = per_image_loss(model, x[keep], raw[keep], problem, batch_size, fmt)
             out[f"digit_{d}_out"] = loss_out.mean().item() if len(loss_out) else float("nan")
             all_out.append(loss_out)
     out = {"loss_in": torch.cat(all_in).mean().item() if all_in else float("nan"),
@@ -146,18 +200,17 @@ def write_curve_files(run_dir: Path, df: pd.DataFrame, transform: Transform, tit
                                        by_column=True), run_dir / f"{name}.png")
 
 
-def write_grid(path: Path, model, x: torch.Tensor, transform: Transform, title: str, fmt=lambda t: t) -> None:
-    """Input column, then expected | produced for each of the family's grid values."""
+def write_grid(path: Path, model, x: torch.Tensor, problem: Learn, title: str, fmt=lambda t: t) -> None:
+    """Input column, then a pair for each of the family's grid values: expected | produced (task=transform),
+    rotated input | normalised (task=compensate)."""
     from ..transform_plots import transform_grid_figure
 
+    transform = problem.transform
     values = torch.tensor(transform.grid_values(), device=x.device)
     raws = transform.along_axis(values)
-    expected, produced = [], []
-    for raw in raws:
-        expected.append(transform.apply(x, raw[None].expand(len(x), -1)))
-        produced.append(model(fmt(x), transform.encode(raw[None])).float())
-    save_figure(transform_grid_figure(x, torch.stack(expected), torch.stack(produced), values.tolist(), transform,
-                                      title), path)
+    shown = torch.stack([problem.shown(x, raw[None]) for raw in raws])
+    produced = torch.stack([problem.predict(model, x, raw[None], fmt) for raw in raws])
+    save_figure(transform_grid_figure(x, shown, produced, values.tolist(), transform, title, problem.first), path)
 
 
 def without_removed(data: DataBundle, transform: Transform) -> DataBundle:
@@ -177,16 +230,18 @@ def _fixed(split: Split, n: int | None) -> Split:
     return split if n is None else Split(split.x[:n], split.y[:n])
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict:
+def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
     if cfg.eval.get("run") is not None or cfg.eval.get("images") is not None:
-        return run_transfer(cfg, run_dir)
+        return run_transfer(cfg, run_dir, kind)
     t_start = time.perf_counter()
     transform = transform_of(cfg)  # every config problem before any data is read
+    problem = kind(transform)
+    kind.check(cfg)
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)
     raw = without_removed(load_data(cfg.data, device), transform)
-    model = build_model(cfg, transform, raw.shape)
+    model = kind.build(cfg, transform, raw.shape)
     # per-epoch validation / test losses on the first task.epoch_eval_images images of each split
     # (the final metrics and curves use the whole test split)
     n_eval = None if task.epoch_eval_images is None else int(task.epoch_eval_images)
@@ -196,10 +251,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
              "n_params": transform.n_params, "total_params": param_count(model), "lr": float(cfg.trainer.lr),
              "batch_size": int(cfg.trainer.batch_size), "train_size": len(raw.train), "val_size": len(raw.val),
              "test_size": len(raw.test)}
-    log.info(f"{cfg.model.name} learns {transform.describe()} on {raw.name}; {len(raw.train)}/{len(raw.val)}/"
+    log.info(f"{cfg.model.name} {kind.verb} {transform.describe()} on {raw.name}; {len(raw.train)}/{len(raw.val)}/"
              f"{len(raw.test)} images, params={facts['total_params']:,} device={device} -> {run_dir}")
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=log.info)
-    result = fit_recorded(trainer, model, data, transform_objective(transform, seed), cfg, run_dir, {**header, **facts})
+    result = fit_recorded(trainer, model, data, problem_objective(problem, seed), cfg, run_dir, {**header, **facts})
     model.load_state_dict(result.best_state)
     model.eval()
     if cfg.trainer.save_model:
@@ -209,7 +264,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     t_eval = time.perf_counter()
     per = None if task.curve_images is None else int(task.curve_images)
     with torch.inference_mode():
-        scores = digit_metrics(model, test, transform, None if task.metric_images is None else int(task.metric_images),
+        scores = digit_metrics(model, test, problem, None if task.metric_images is None else int(task.metric_images),
                                seed + 100, bs, fmt)
         idx = {f"digit_{d}": torch.nonzero(test.y == int(d)).flatten()[:per] for d in task.curve_digits}
         sel = torch.cat(list(idx.values()))
@@ -217,13 +272,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         for k, i in idx.items():
             groups[k] = torch.arange(offsets, offsets + len(i), device=device)
             offsets += len(i)
-        df = curve(model, test.x[sel], groups, transform, transform.curve_values(float(task.curve_step)), bs, fmt)
+        df = curve(model, test.x[sel], groups, problem, transform.curve_values(float(task.curve_step)), bs, fmt)
         scores.update(curve_ranges(df, transform, list(groups)))
         for d in task.grid_digits:
             x = test.x[test.y == int(d)][: int(task.grid_images)]
             if len(x):
-                write_grid(run_dir / f"grid_digit{d}.png", model, x, transform,
-                           f"{cfg.model.name}, digit {d}: expected | produced", fmt)
+                write_grid(run_dir / f"grid_digit{d}.png", model, x, problem,
+                           f"{cfg.model.name}, digit {d}: {kind.pairs}", fmt)
+        scores.update(problem.extra(model, raw, cfg, run_dir, fmt))
     metrics = {"status": "ok", "mode": "train", **header, **facts, **scores,
                **fit_metrics(result, int(cfg.trainer.epochs)),
                "steps": len(result.history) * (len(raw.train) // min(int(cfg.trainer.batch_size), len(raw.train))),
@@ -241,19 +297,20 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-def load_trained(run_path) -> tuple[DictConfig, torch.nn.Module, Transform]:
-    """(config, model, transform family) of a finished task=transform run (eval.run=...)."""
-    cfg, model = model_from_run(run_path, task="transform", build=lambda c: build_model(c, transform_of(c)))
+def load_trained(run_path, kind: type[Learn] = Learn) -> tuple[DictConfig, torch.nn.Module, Transform]:
+    """(config, model, transform family) of a finished task=transform (or kind.task) run (eval.run=...)."""
+    cfg, model = model_from_run(run_path, task=kind.task, build=lambda c: kind.build(c, transform_of(c)))
     return cfg, model.eval(), transform_of(cfg)
 
 
-def run_transfer(cfg: DictConfig, run_dir: Path) -> dict:
+def run_transfer(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
     """Evaluate a trained run on other images: the loss curve over all of them, a grid of the first few."""
     if cfg.eval.get("run") is None or cfg.eval.get("images") is None:
-        raise ConfigError("Transfer evaluation needs both eval.run=<a task=transform run directory> and "
+        raise ConfigError(f"Transfer evaluation needs both eval.run=<a task={kind.task} run directory> and "
                           "eval.images=<folder of PNGs | file.npy | symbols | emnist_letters>.")
     t_start = time.perf_counter()
-    trained, model, transform = load_trained(cfg.eval.run)
+    trained, model, transform = load_trained(cfg.eval.run, kind)
+    problem = kind(transform)
     max_images = None if cfg.eval.max_images is None else int(cfg.eval.max_images)
     images, names = load_images(cfg.eval.images, str(Path(str(cfg.data.root)).expanduser()), 28, max_images)
     device = resolve_device(cfg.trainer.device)
@@ -262,10 +319,10 @@ def run_transfer(cfg: DictConfig, run_dir: Path) -> dict:
     bs = int(cfg.trainer.eval_batch_size)
     step = float(OmegaConf.select(trained, "task.curve_step", default=cfg.task.curve_step))
     with torch.inference_mode():
-        df = curve(model, x, {"images": torch.arange(len(x), device=device)}, transform,
+        df = curve(model, x, {"images": torch.arange(len(x), device=device)}, problem,
                    transform.curve_values(step), bs)
-        write_grid(run_dir / "grid_images.png", model, x[: int(cfg.eval.grid_images)], transform,
-                   f"{trained.model.name} on {cfg.eval.images}: expected | produced")
+        write_grid(run_dir / "grid_images.png", model, x[: int(cfg.eval.grid_images)], problem,
+                   f"{trained.model.name} on {cfg.eval.images}: {kind.pairs}")
     header = run_header(cfg, device)
     header["model"] = str(trained.model.name)
     metrics = {"status": "ok", "mode": "transfer", **header, "eval_run": str(cfg.eval.run),

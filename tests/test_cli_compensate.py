@@ -1,0 +1,87 @@
+"""task=compensate through the real command on the synthetic MNIST: a tiny run of the deep HyperNet and of the
+autoencoder writes every file, transfer evaluation of a run, the report, and bad inputs (exit 2, one paragraph)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import hyperbench
+from .test_cli_transform import PNG, TINY
+
+
+@pytest.fixture(scope="module")
+def trained(fake_mnist, tmp_path_factory):
+    sweep = tmp_path_factory.mktemp("compensate")
+    p = hyperbench("-m", "experiment=curves_compensate", *TINY, "task.six_nine_images=4", "task.six_nine_step=30",
+                   f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    for job in ("0_hypernet_deep", "1_ae"):
+        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "ok", p.stderr
+    return sweep
+
+
+@pytest.mark.parametrize("job,params", [("0_hypernet_deep", 3_040_675), ("1_ae", 13_138_315)])
+def test_tiny_run_writes_every_file(trained, job, params):
+    run = trained / job
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "ok" and m["task"] == "compensate" and m["total_params"] == params
+    assert "4, 9 trained in [-45, 45], the others in [-180, 180)" in m["protocol"]
+    for key in ("loss_in", "loss_out", "digit_4_in", "digit_4_out", "curve_in_digit_4", "curve_out_digit_4",
+                "curve_in_digit_3", "curve_out_digit_9", "val_loss", "test_loss"):
+        assert 0 <= m[key] < 4, key
+    for key in ("six_nine_confused", "six_nine_confused_in", "six_nine_confused_out", "confused_6_in",
+                "confused_9_out", "six_nine_input_confused_out", "six_nine_upright_confused"):
+        assert 0 <= m[key] <= 1, key
+    assert m["six_nine_images_6"] == m["six_nine_images_9"] == 4
+    curve = pd.read_csv(run / "recon_vs_angle.csv")
+    assert list(curve.columns) == ["angle", "digit_4", "digit_9", "digit_3"] and len(curve) == 200
+    six_nine = pd.read_csv(run / "six_nine.csv")
+    assert list(six_nine.columns) == ["angle", "normalised_6", "input_6", "normalised_9", "input_9"]
+    assert six_nine.angle.tolist() == list(range(-180, 180, 30))  # the full circle
+    for png in ("recon_vs_angle.png", "grid_digit4.png", "grid_digit6.png", "grid_digit9.png", "six_nine.png",
+                "curves.png"):
+        data = (run / png).read_bytes()
+        assert data.startswith(PNG) and len(data) > 5000, png
+    assert (run / "model.pt").stat().st_size > 1_000_000 and len(pd.read_csv(run / "history.csv")) == 1
+
+
+def test_transfer_and_the_report(trained, fake_mnist, tmp_path):
+    images = tmp_path / "mine.npy"
+    np.save(images, (np.random.default_rng(0).random((5, 28, 28)) > 0.8).astype(np.uint8) * 255)
+    out = trained / "transfer"
+    p = hyperbench("task=compensate", f"eval.run={trained / '0_hypernet_deep'}", f"eval.images={images}",
+                   f"hydra.run.dir={out}", data_root=fake_mnist)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["mode"] == "transfer" and m["task"] == "compensate" and m["model"] == "hypernet_deep"
+    assert m["n_images"] == 5 and 0 <= m["curve_mean"] < 4
+    assert list(pd.read_csv(out / "recon_vs_angle.csv").columns) == ["angle", "images"]
+    assert (out / "grid_images.png").read_bytes().startswith(PNG)
+
+    r = hyperbench(str(trained), command="hyperbench-report")
+    assert r.returncode == 0, r.stderr
+    assert "## Rotation compensation without a known angle (seed 000)" in r.stdout
+    assert "## Compensation transfer to mine.npy" in r.stdout and "## Learning to rotate" not in r.stdout
+    table = pd.read_csv(trained / "report" / "table_compensate.csv")
+    assert table.model.tolist() == ["hypernet_deep", "ae"] and "6/9 confused: all" in table
+    for png in ("compensate_digit4.png", "compensate_transfer_mine.npy.png"):
+        assert (trained / "report" / png).read_bytes().startswith(PNG)
+
+
+def test_bad_input_exits_2_with_one_paragraph(trained, tmp_path):
+    transform_run = tmp_path / "transform_run"
+    (transform_run / ".hydra").mkdir(parents=True)
+    (transform_run / ".hydra" / "config.yaml").write_text("task:\n  name: transform\n")
+    (transform_run / "model.pt").write_bytes(b"x")
+    for args, message in (
+            (["model=hyper5_5"], "task=compensate needs a model whose control can be the image itself: "
+                                 "model=hypernet_deep, hypernet_shallow, ae or aae; model=hyper5_5 (arch mnist_hyper) "
+                                 "cannot take one"),
+            ([f"eval.run={transform_run}", "eval.images=symbols"], "is a task=transform run; a task=compensate "
+                                                                   "run is needed"),
+            ([f"eval.run={trained / '1_ae'}"], "Transfer evaluation needs both eval.run=<a task=compensate run"),
+            (["task.six_nine_step=7"], "task.six_nine_step must be a positive number of degrees that divides 360")):
+        p = hyperbench("task=compensate", *args, f"hydra.run.dir={tmp_path / 'out'}", data_root=trained / "nodata")
+        assert p.returncode == 2, (args, p.stderr)
+        assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
