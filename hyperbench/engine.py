@@ -168,6 +168,8 @@ class Trainer:
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
         model.to(self.device)
+        if self.cfg.channels_last == "auto" and getattr(model, "channels_last", True) is False:
+            self.channels_last = False  # the model says NCHW is faster for it (capsule reshapes), e.g. capsnet
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         params = list(model.parameters())

@@ -101,8 +101,9 @@ def invariance_objective(protocol: RotationProtocol) -> Objective:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
-    _, dataset_classes = dataset_info(str(cfg.data.name))
+    shape, dataset_classes = dataset_info(str(cfg.data.name))
     protocol = RotationProtocol.from_config(cfg.get("rotation"), dataset_classes)  # before any work
+    model = model_from_config(cfg.model, protocol.num_classes, shape)  # bad model options: before the data too
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)
@@ -110,7 +111,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     train, val, test = (protocol.select(s) for s in (raw.train, raw.val, raw.test))
     data = DataBundle(raw.name, train, rotated_once(val, protocol, seed), rotated_once(test, protocol, seed + 1),
                       protocol.num_classes)
-    model = model_from_config(cfg.model, protocol.num_classes, raw.shape)
     header = run_header(cfg, device)
     facts = {
         "rotation": protocol.name, "protocol": protocol.describe(), "digits": list(protocol.digits),
