@@ -162,3 +162,34 @@ def test_tiny_invariance_run_writes_metrics_and_the_reconstruction_grid(fake_mni
     for png in ("reconstructions.png", "acc_vs_angle.png", "curves.png"):
         data = (run / png).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000
+
+
+def test_summary_lists_the_routing_transforms_and_times_an_epoch(tmp_path):
+    small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
+    p = hyperbench("task=summary", "model=capsnet", "data=mnist", "trainer=invariance", *small, "task.time_steps=2",
+                   "trainer.batch_size=16", "data.train_size=1000", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "(model)" in out and "W (144, 10, 16, 8)" in out  # 4 primary channels x 6x6 positions
+    line = next(l for l in out.splitlines() if l.startswith("seconds per epoch (estimate):"))
+    assert "= 62 steps x" in line and "timed over 2 steps after 1 warm-up, batch 16, 1,000 training images" in line
+    assert "thread(s)" in line and "channels_last False" in line
+    # without task.time_steps nothing is timed
+    p = hyperbench("task=summary", "model=capsnet", "data=mnist", *small, f"hydra.run.dir={tmp_path / 'b'}")
+    assert p.returncode == 0 and "seconds per epoch" not in p.stdout
+
+
+def test_invariance_table_puts_the_capsule_rows_beside_their_published_values():
+    import pandas as pd
+
+    from hyperbench.published import INVARIANCE_PROTOCOL
+    from hyperbench.report.invariance import invariance_table
+
+    runs = pd.DataFrame([{"model": m, "protocol": INVARIANCE_PROTOCOL, "ptest": 0.9, "p34in": 0.9, "pout": 0.2,
+                          "pinv": 0.01, "epochs_completed": 3, "seconds_per_epoch": 10.0, "run_time_s": 30.0,
+                          "total_params": 1} for m in ("capsnet_em", "capsnet", "cnn")])
+    table = invariance_table(runs)
+    assert list(table.Model) == ["cnn", "capsnet", "capsnet_em"]
+    caps, em = table.iloc[1], table.iloc[2]
+    assert [caps[f"{k} (seed 001)"] for k in ("Ptest", "P34in", "Pout", "Pinv")] == ["0.991", "0.996", "0.249", "0.009"]
+    assert [em[f"{k} (seed 001)"] for k in ("Ptest", "P34in", "Pout", "Pinv")] == ["0.976", "0.989", "0.218", "0.090"]
