@@ -67,6 +67,10 @@ def test_every_capsule_layer_has_the_papers_shape():
     recon, pred = m.reconstruct(x)
     assert recon.shape == (2, 1, 28, 28) and pred.shape == (2,)
     assert torch.equal(pred, m(x).argmax(1))
+    # evaluation in chunks gives the same scores as one pass
+    m.eval_chunk = 1
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), m.capsules(x)[0].norm(dim=-1))
     # 8 classes (rotation=seed001): K class capsules, the rest the same
     m8 = create_model("capsnet", num_classes=8)
     assert m8.capsules(x)[0].shape == (2, 8, 16) and m8.W.shape == (1152, 8, 16, 8)

@@ -51,6 +51,7 @@ def margin_loss(lengths: torch.Tensor, y: torch.Tensor, m_plus: float = 0.9, m_m
 
 class CapsNet(nn.Module):
     channels_last = False  # trainer.channels_last=auto leaves it NCHW: measured faster (README, CapsNet)
+    eval_chunk = 500  # images per forward pass in evaluation
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28, conv_channels: int = 256,
                  primary_channels: int = 32, primary_dim: int = 8, class_dim: int = 16, routing_iters: int = 3,
@@ -88,7 +89,10 @@ class CapsNet(nn.Module):
         return route(u_hat, self.routing_iters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores: the lengths of the class capsules [N, K]."""
+        """Class scores: the lengths of the class capsules [N, K]. Without autograd (evaluation) in chunks of
+        eval_chunk images: u_hat of a 5,000-image evaluation batch alone would be 3 GB."""
+        if not torch.is_grad_enabled() and len(x) > self.eval_chunk:
+            return torch.cat([self.forward(c) for c in x.split(self.eval_chunk)])
         return self.capsules(x)[0].norm(dim=-1)
 
     def decode(self, v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
