@@ -155,7 +155,7 @@ class Trainer:
 
     def model_format(self, model: nn.Module) -> bool:
         """Settle channels_last for `model` (auto: off when the model sets channels_last = False, as capsnet,
-        whose capsule reshapes are faster in NCHW) and convert the model; returns the choice."""
+        whose capsule reshapes want NCHW) and convert the model; returns the choice."""
         if self.cfg.channels_last == "auto" and getattr(model, "channels_last", True) is False:
             self.channels_last = False
         if self.channels_last:
