@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EPOCHS ?= 20
-# Seed 001 table budget: epochs per row (3: the six rows took 20 minutes on 2 CPU cores, README).
+# Seed 001 table budget: epochs per row (3: the six CNN rows took 20 minutes on 2 CPU cores, capsnet 48 minutes, README).
 INVARIANCE_EPOCHS ?= 3
 # Seeds 000/001 "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
 # pairs (312 steps of 128). make curves-transform took 8 min 54 s with it on 2 shared CPU cores (the shallow

@@ -153,6 +153,15 @@ class Trainer:
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
+    def model_format(self, model: nn.Module) -> bool:
+        """Settle channels_last for `model` (auto: off when the model sets channels_last = False, as capsnet,
+        whose capsule reshapes want NCHW) and convert the model; returns the choice."""
+        if self.cfg.channels_last == "auto" and getattr(model, "channels_last", True) is False:
+            self.channels_last = False
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return self.channels_last
+
     def evaluate(self, model: nn.Module, split: Split, objective: Objective) -> dict[str, float]:
         model.eval()
         with torch.inference_mode(), self._autocast():
@@ -168,8 +177,7 @@ class Trainer:
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
         model.to(self.device)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+        self.model_format(model)
         params = list(model.parameters())
         train_model = torch.compile(model) if self.compile else model  # shares the parameters
         scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None

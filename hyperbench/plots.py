@@ -101,3 +101,34 @@ def angle_curves_figure(curves: dict[str, pd.DataFrame], protocol, title: str = 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def reconstruction_figure(inputs: torch.Tensor, recons: torch.Tensor, row_labels: list[str],
+                          col_labels: list[str], cell_labels: list[list[str]], title: str = ""):
+    """Pairs of rows, each input row above its reconstruction row: inputs/recons [R, A, C, H, W] (R images,
+    A columns, e.g. rotation angles). row_labels: one per image; col_labels: one per column; cell_labels[r][a]:
+    under each reconstruction (e.g. the predicted digit)."""
+    r, a = inputs.shape[:2]
+    fig, axes = plt.subplots(2 * r, a, figsize=(1.15 * a + 1.2, 2.5 * r), squeeze=False)
+    lo = float(min(inputs.min(), recons.min()))
+    hi = float(max(inputs.max(), recons.max()))
+    for i in range(r):
+        for j in range(a):
+            for k, img in enumerate((inputs[i, j], recons[i, j])):
+                ax = axes[2 * i + k, j]
+                img = img.detach().float().cpu()
+                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray", vmin=lo, vmax=hi,
+                          interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if k == 0 and i == 0:
+                    ax.set_title(col_labels[j], fontsize=8)
+                if k == 1:
+                    ax.set_xlabel(cell_labels[i][j], fontsize=8)
+            if j == 0:
+                axes[2 * i, 0].set_ylabel(f"{row_labels[i]}\ninput", fontsize=8)
+                axes[2 * i + 1, 0].set_ylabel("reconstruction", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

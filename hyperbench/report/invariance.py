@@ -11,7 +11,7 @@ from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL
 from .common import markdown, mean_std, ordered
 
 METRICS = (("ptest", "Ptest"), ("p34in", "P34in"), ("pout", "Pout"), ("pinv", "Pinv"))
-ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn")
+ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn", "capsnet", "capsnet_em")
 
 
 def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
           "Ptest = every digit within its training range, P34in / Pout / Pinv = the restricted digits (3 and 4) "
           "in [-45, 45] / [45, 315] / [135, 225]. Model at the best-validation epoch; several seeds show as "
           "mean ± std (n). Seed 001 trained 300 epochs; the budget here is the epochs column.\n\n"
-          + markdown(table) + f"\n\nSeed 001 rows not built here: {others}.")
+          + markdown(table) + (f"\n\nSeed 001 rows not built here: {others}." if others else ""))
     write_text(out / "table_invariance.md", md + "\n")
     parts = [md]
     fig = curves_figure(runs, out)

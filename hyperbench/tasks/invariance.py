@@ -10,7 +10,8 @@ split: ptest (every digit within its training range) and one per rotation.eval e
 restricted digits in that range; seed001: p34in, pout, pinv). Also the accuracy at every
 task.curve_step degrees over the full circle, for the restricted digits and for the others.
 
-Writes metrics.json, history.csv, curves.png, acc_vs_angle.csv, acc_vs_angle.png and model.pt.
+Writes metrics.json, history.csv, curves.png, acc_vs_angle.csv, acc_vs_angle.png and model.pt; for a model
+with a decoder (`reconstruct`, capsnet) also reconstructions.png (tasks/reconstructions.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from ..plots import angle_curves_figure, training_curves
 from ..rotation import RotationProtocol, protocol_views, rotate
 from .classify import accuracy_eval, classifier_loss
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
+from .reconstructions import reconstruction_grid
 
 
 def rotated_once(split: Split, protocol: RotationProtocol, seed: int) -> Split:
@@ -101,8 +103,9 @@ def invariance_objective(protocol: RotationProtocol) -> Objective:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
-    _, dataset_classes = dataset_info(str(cfg.data.name))
+    shape, dataset_classes = dataset_info(str(cfg.data.name))
     protocol = RotationProtocol.from_config(cfg.get("rotation"), dataset_classes)  # before any work
+    model = model_from_config(cfg.model, protocol.num_classes, shape)  # bad model options: before the data too
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)
@@ -110,7 +113,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     train, val, test = (protocol.select(s) for s in (raw.train, raw.val, raw.test))
     data = DataBundle(raw.name, train, rotated_once(val, protocol, seed), rotated_once(test, protocol, seed + 1),
                       protocol.num_classes)
-    model = model_from_config(cfg.model, protocol.num_classes, raw.shape)
     header = run_header(cfg, device)
     facts = {
         "rotation": protocol.name, "protocol": protocol.describe(), "digits": list(protocol.digits),
@@ -131,7 +133,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         scores = protocol_metrics(model, test, protocol, int(task.eval_repeats), seed + 100, bs, trainer._fmt)
         curve = angle_curve(model, test, protocol, float(task.curve_step),
                             None if task.curve_images is None else int(task.curve_images), bs, trainer._fmt)
-    metrics = {"status": "ok", **header, **facts, **scores, **fit_metrics(result, int(cfg.trainer.epochs)),
+        grid = {}
+        if hasattr(model, "reconstruct"):  # capsnet: its decoder's view of the restricted digits
+            grid = {"reconstructions": reconstruction_grid(
+                model, test, protocol, list(task.recon_angles), int(task.recon_per_digit),
+                run_dir / "reconstructions.png", f"{cfg.model.name}, rotation={protocol.name}: input above "
+                f"reconstruction (masked by the predicted digit)", trainer._fmt)}
+    metrics = {"status": "ok", **header, **facts, **scores, **fit_metrics(result, int(cfg.trainer.epochs)), **grid,
                "eval_time_s": round(time.perf_counter() - t_eval, 2),
                "run_time_s": round(time.perf_counter() - t_start, 2)}
     write_text(run_dir / "acc_vs_angle.csv", curve.to_csv(index=False))

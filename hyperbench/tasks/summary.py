@@ -1,7 +1,11 @@
-"""task=summary: the model's parameter breakdown, without data or training."""
+"""task=summary: the model's parameter breakdown, without data or training; with task.time_steps=N also
+seconds per epoch, measured by timing N training steps on random data of the dataset's shape."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import torch
 
 from omegaconf import DictConfig
 
@@ -10,6 +14,9 @@ from ..files import write_text
 from ..models import model_from_config
 from ..models.hyper import HyperConv2d, KernelGenerator
 from .common import param_count
+
+# training images of each dataset before the validation split is taken out (for steps per epoch)
+TRAIN_IMAGES = {"mnist": 60000, "cifar10": 50000}
 
 
 def _table(rows: list[tuple], right: set[int]) -> list[str]:
@@ -35,7 +42,9 @@ def describe(model, title: str) -> str:
             note = f"hypernetwork: N_z={mod.z_dim}, d={mod.d}, makes {mod.out_size}x{mod.in_size}x{mod.ksize}x{mod.ksize} tiles"
         elif getattr(mod, "weight", None) is not None:
             note = f"weight {tuple(mod.weight.shape)}"
-        rows.append((name, type(mod).__name__, f"{own:,}", note))
+        else:  # parameters of the model itself (capsnet's routing transforms W)
+            note = ", ".join(f"{n} {tuple(p.shape)}" for n, p in mod.named_parameters(recurse=False))
+        rows.append((name or "(model)", type(mod).__name__, f"{own:,}", note))
     rows.append(("total", "", f"{param_count(model):,}", ""))
     lines = [title, ""] + _table(rows, {2})
     layers = model.generated_layers() if hasattr(model, "generated_layers") else []
@@ -51,13 +60,63 @@ def describe(model, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes: int) -> tuple[dict, str]:
+    """Seconds per epoch, estimated: task.time_warmup untimed then task.time_steps timed training steps
+    (the classify/invariance loss, the trainer's optimizer, batch size, device and memory format) on random
+    images of `shape`, times the steps in an epoch (task.time_train_size, default the dataset's training split
+    after data.val_size and data.train_size, over the batch size). Data loading and evaluation not included."""
+    from ..engine import Trainer, make_optimizer, resolve_device
+    from .classify import classifier_loss
+
+    steps, warmup = int(cfg.task.time_steps), int(cfg.task.get("time_warmup", 1))
+    n = cfg.task.get("time_train_size")
+    if n is None:
+        n = TRAIN_IMAGES[str(cfg.data.name)] - int(cfg.data.val_size)
+        if cfg.data.get("train_size") is not None:
+            n = min(n, int(cfg.data.train_size))
+    device = resolve_device(cfg.trainer.device)
+    trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda _: None)
+    model.to(device)
+    trainer.model_format(model)
+    model.train()
+    bs = int(cfg.trainer.batch_size)
+    g = torch.Generator().manual_seed(int(cfg.seed))
+    x = trainer._fmt(torch.rand(bs, *shape, generator=g).to(device))
+    y = torch.randint(0, num_classes, (bs,), generator=g).to(device)
+    opt = make_optimizer(list(model.parameters()), cfg.trainer)
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        with trainer._autocast():
+            loss = classifier_loss(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()  # sync
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    per_step = sum(times) / len(times)
+    per_epoch = per_step * (int(n) // bs)
+    facts = {"seconds_per_step": round(per_step, 4), "seconds_per_epoch_est": round(per_epoch, 1),
+             "time_steps": steps, "threads": torch.get_num_threads(), "train_images": int(n), "batch_size": bs}
+    line = (f"seconds per epoch (estimate): {per_epoch:,.0f} s = {int(n) // bs} steps x {per_step:.3f} s/step, "
+            f"timed over {steps} steps after {warmup} warm-up, batch {bs}, {int(n):,} training images, "
+            f"device {device}, {torch.get_num_threads()} thread(s), channels_last {trainer.channels_last}; "
+            f"training steps only (no evaluation, no data loading)")
+    return facts, line
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     shape, num_classes = dataset_info(str(cfg.data.name))
     model = model_from_config(cfg.model, num_classes, shape)
     title = (f"{cfg.model.name} (arch {cfg.model.arch}) for {cfg.data.name}: input "
              f"{'x'.join(map(str, shape))}, {num_classes} classes")
     text = describe(model, title)
+    facts = {}
+    if int(cfg.task.get("time_steps") or 0) > 0:
+        facts, line = epoch_time(cfg, model, shape, num_classes)
+        text += "\n" + line + "\n"
     print(text, end="")
     write_text(run_dir / "summary.txt", text)
     return {"total_params": param_count(model),
-            "conv_params": model.conv_params() if hasattr(model, "conv_params") else None}
+            "conv_params": model.conv_params() if hasattr(model, "conv_params") else None, **facts}
