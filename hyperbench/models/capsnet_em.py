@@ -161,14 +161,15 @@ class ClassCaps(nn.Module):
         coords = torch.zeros(side, side, POSE)
         coords[:, :, 3] = c.view(side, 1)   # pose entry (0, 3) += scaled row
         coords[:, :, 7] = c.view(1, side)   # pose entry (1, 3) += scaled column
-        self.register_buffer("coords", coords.view(1, 1, side * side, 1, POSE), persistent=False)
+        # [L, 16]: kept 2-D so that the trainer's model.to(memory_format=channels_last) leaves it alone
+        self.register_buffer("coords", coords.view(side * side, POSE), persistent=False)
 
     def forward(self, poses: torch.Tensor, acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, d, _, hh, ww = poses.shape
         L = hh * ww
         p = poses.permute(0, 3, 4, 1, 2).reshape(n * L, d, POSE)        # [N*L, D, 16]
         v = _votes(p, self.weight).view(n, L, self.classes, d, POSE)    # [N, L, K, D, 16]
-        v = v.transpose(1, 2) + self.coords                             # [N, K, L, D, 16]
+        v = v.transpose(1, 2) + self.coords.view(1, 1, L, 1, POSE)                            # [N, K, L, D, 16]
         a = acts.permute(0, 2, 3, 1).reshape(n, L * d)
         return em_routing(v.reshape(n, self.classes, L * d, POSE), a, self.beta_u, self.beta_a,
                           self.iters, self.lam)
