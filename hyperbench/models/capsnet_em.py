@@ -53,10 +53,16 @@ def em_routing(votes: torch.Tensor, a_in: torch.Tensor, beta_u: torch.Tensor, be
     activations, log-softmax normalisation), so no density is ever formed outside the log.
     Inverse temperature: lambda_t = lam * (t + 1) / iters at iteration t (lam at the last one).
 
+    The cost is centred over the O outputs before the logistic (cost_j - mean_o cost_o; Zhang's and
+    Gritzman's TensorFlow versions normalise it too): log sigma is scale-covariant, so the uncentred cost
+    carries a common term 16 * log(scale of the votes) * sum_i Ra_ij that, with the votes' scale shrinking
+    layer by layer at initialisation, saturated every class activation near 1 and gave no gradient.
+    Centring keeps the differences between outputs, which are what the spread loss compares.
+
     Numerics: the weighted moments are batched products (no [M, O, I, H] temporaries but V^2):
-    sigma^2 = max(E[V^2] - mu^2, 0) + eps, with eps = 1e-4 (a floor of log sigma = -4.6, far above the
-    float32 cancellation error of the one-pass variance for votes of size ~1-10); the E-step's squared
-    distance is expanded the same way. stop_grad=True: the iterations before the last see the votes
+    sigma^2 = max(E[V^2] - mu^2, 0) + eps with eps = 1e-6 (the one-pass variance loses float32 precision
+    only when |mu| >> sigma, and eps floors it); the E-step's squared distance is expanded the same way
+    and clamped at 0. Weighted means divide by sum_i Ra_ij + 1e-8. stop_grad=True: the iterations before the last see the votes
     without gradient (as Sabour et al.'s dynamic-routing code does), so backpropagation goes through the
     final M-step only (about 1.5x cheaper per step on CPU, but in our MNIST check it learned much more
     slowly: 30% vs 50% test accuracy after 40 steps), so the default backpropagates through every iteration.
