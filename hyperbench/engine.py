@@ -33,8 +33,10 @@ from .files import save_torch
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "hyperbench-checkpoint-v1"
-# Trainer settings that may change between an interrupted run and its resumption.
-RESUME_FREE_KEYS = ("resume", "checkpoint_every", "progress", "device", "log_every", "save_model")
+# Trainer settings that may change between an interrupted run and its resumption. `epochs` among them:
+# resuming a finished run with more epochs extends it (the lr schedule is per step, not per planned epoch,
+# so the extension equals a run planned that long from the start).
+RESUME_FREE_KEYS = ("resume", "checkpoint_every", "progress", "device", "log_every", "save_model", "epochs")
 # Test-only: SIGKILL the process right after the checkpoint of this epoch (simulates kill -9).
 KILL_HOOK = "HYPERBENCH_TEST_KILL_AFTER_EPOCH"
 

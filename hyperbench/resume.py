@@ -28,7 +28,7 @@ log = logging.getLogger("hyperbench")
 
 # Config keys that may differ between an interrupted run and the command that resumes it.
 RESUME_FREE = ("trainer.resume", "trainer.checkpoint_every", "trainer.progress", "trainer.device",
-               "trainer.log_every", "trainer.save_model", "logger")
+               "trainer.log_every", "trainer.save_model", "trainer.epochs", "logger")
 
 
 def _flat(d, prefix: str = "") -> dict:

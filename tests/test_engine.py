@@ -152,6 +152,15 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
     assert all(torch.equal(resumed.best_state[k], full.best_state[k]) for k in full.best_state)
 
 
+def test_resuming_a_finished_run_with_more_epochs_extends_it(tmp_path):
+    """trainer.epochs may change on resume: 2 epochs, then resumed to 3, equals 3 epochs from the start."""
+    _, full = _fit(tmp_path / "a", epochs=3)
+    _fit(tmp_path / "b", epochs=2)
+    _, extended = _fit(tmp_path / "b", resume=True, epochs=3)
+    assert extended.resumed_from_epoch == 2 and _strip(extended.history) == _strip(full.history)
+    assert all(torch.equal(extended.best_state[k], full.best_state[k]) for k in full.best_state)
+
+
 def test_checkpoint_interval_and_final_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _fit(tmp_path, loss=_interrupting_loss(8 * 3 + 1), checkpoint_every=2)  # epochs 1-3 done
