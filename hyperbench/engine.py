@@ -307,7 +307,8 @@ class Trainer:
         return result
 
     def _check_trainer_config(self, state: dict, path: Path) -> None:
-        saved, now = state.get("trainer", {}), {k: v for k, v in _plain(self.cfg).items() if k not in RESUME_FREE_KEYS}
+        free = lambda d: {k: v for k, v in d.items() if k not in RESUME_FREE_KEYS}  # noqa: E731
+        saved, now = free(state.get("trainer", {})), free(_plain(self.cfg))  # old checkpoints hold free keys too
         diff = [f"trainer.{k}={saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now))
                 if saved.get(k) != now.get(k)]
         if diff:
