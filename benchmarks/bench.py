@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
-from common import config, sync
+from common import config, seconds_per_call, sync
 from hyperbench.data import DataBundle, Split, load_data
 from hyperbench.engine import Trainer, make_optimizer, resolve_device, seed_everything
 from hyperbench.models import MODELS, model_from_config
@@ -90,14 +90,7 @@ def step_only_s(cfg, case, device, steps: int = 8) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(2):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return (time.perf_counter() - t0) / steps * (len(data.train) // bs)
+    return seconds_per_call(step, device, steps) * (len(data.train) // bs)
 
 
 # ---------------------------------------------------------------- the cases

@@ -15,3 +15,17 @@ def config(*overrides: str):
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def seconds_per_call(fn, device: torch.device, calls: int, warmup: int = 2) -> float:
+    """Mean seconds of fn() over `calls` calls, after `warmup` untimed ones (the device waited for)."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    sync(device)
+    return (time.perf_counter() - t0) / calls

@@ -9,7 +9,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import config, sync
+from common import config, seconds_per_call, sync
 from hyperbench.models import model_from_config
 
 def matmul_gflops(device, n: int = 2048, reps: int = 10) -> float:
@@ -46,14 +46,7 @@ def conv_step_gflops(device, batch: int = 1000, steps: int = 10, profile: bool =
     with FlopCounterMode(display=False) as fc:
         step()
     flops = fc.get_total_flops()
-    for _ in range(2):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    per_step = (time.perf_counter() - t0) / steps
+    per_step = seconds_per_call(step, device, steps)
     table = ""
     if profile:
         from torch.profiler import ProfilerActivity, profile as prof

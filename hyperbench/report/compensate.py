@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..files import save_figure, write_text
 from .common import markdown, ordered
-from .transform import _curves, _transform, transfer_section
+from .transform import _curves, _transform, task_section
 
 ROWS = ("hypernet_deep", "hypernet_shallow", "ae", "aae")
 
@@ -61,11 +61,4 @@ def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
 
 
 def section(ok: pd.DataFrame, out: Path) -> list[str]:
-    runs = ok[ok.task == "compensate"]
-    if runs.empty:
-        return []
-    mode = runs["mode"] if "mode" in runs else pd.Series("train", index=runs.index)
-    parts = train_section(runs[mode == "train"], out) if (mode == "train").any() else []
-    if (mode == "transfer").any():
-        parts += transfer_section(runs[mode == "transfer"], out, "compensate_", "Compensation transfer")
-    return parts
+    return task_section(ok, out, "compensate", train_section, "compensate_", "Compensation transfer")

@@ -128,12 +128,18 @@ def transfer_section(runs: pd.DataFrame, out: Path, prefix: str = "", heading: s
     return parts
 
 
-def section(ok: pd.DataFrame, out: Path) -> list[str]:
-    runs = ok[ok.task == "transform"]
+def task_section(ok: pd.DataFrame, out: Path, task: str, train, prefix: str = "",
+                 heading: str = "Transfer") -> list[str]:
+    """The report of one transform-family task: train(runs, out) for its trained runs, then its transfer runs."""
+    runs = ok[ok.task == task]
     if runs.empty:
         return []
     mode = runs["mode"] if "mode" in runs else pd.Series("train", index=runs.index)
-    parts = train_section(runs[mode == "train"], out)
+    parts = train(runs[mode == "train"], out) if (mode == "train").any() else []
     if (mode == "transfer").any():
-        parts += transfer_section(runs[mode == "transfer"], out)
+        parts += transfer_section(runs[mode == "transfer"], out, prefix, heading)
     return parts
+
+
+def section(ok: pd.DataFrame, out: Path) -> list[str]:
+    return task_section(ok, out, "transform", train_section)
