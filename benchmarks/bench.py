@@ -72,9 +72,7 @@ def step_only_s(cfg, case, device, steps: int = 8) -> float:
     data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))
     model = case["build"](cfg) if "build" in case else model_from_config(cfg.model, data.num_classes, data.shape)
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda s: None)
-    model.to(device)
-    if trainer.channels_last:
-        model.to(memory_format=torch.channels_last)
+    trainer.model_format(model.to(device))
     objective = case["objective"](cfg)
     bs = int(cfg.trainer.batch_size)
     x, y = data.train.x[:bs], data.train.y[:bs]
