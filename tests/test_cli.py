@@ -121,7 +121,7 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     run = tmp_path / "run"
     exe = Path(sys.executable).with_name("hyperbench")
     env = dict(os.environ, HYPERBENCH_DATA=str(fake_mnist))
-    proc = subprocess.Popen([str(exe), "model=conv", *TINY, "trainer.epochs=500", f"hydra.run.dir={run}"],
+    proc = subprocess.Popen([str(exe), "model=conv", *TINY, "trainer.epochs=100000", f"hydra.run.dir={run}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (run / "history.csv").exists() and time.time() < deadline:
