@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .registry import register_model
+from .registry import positive_int, register_model
 
 
 def squash(s: torch.Tensor, dim: int = -1, eps: float = 1e-12) -> torch.Tensor:
@@ -120,11 +120,6 @@ class CapsNet(nn.Module):
         return self.decode(v, pred), pred
 
 
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model.{name} must be a positive integer, got {value!r}.")
-    return value
-
 
 @register_model("capsnet")
 def capsnet(num_classes: int = 10, in_channels: int = 1, image_size: int = 28, conv_channels: int = 256,
@@ -132,8 +127,8 @@ def capsnet(num_classes: int = 10, in_channels: int = 1, image_size: int = 28, c
             decoder=(512, 1024), recon_weight: float = 0.392, recon_range=(0.0, 1.0)) -> CapsNet:
     for name, value in (("conv_channels", conv_channels), ("primary_channels", primary_channels),
                         ("primary_dim", primary_dim), ("class_dim", class_dim), ("routing_iters", routing_iters)):
-        _positive(name, value)
-    decoder = tuple(_positive("decoder", d) for d in decoder)
+        positive_int(name, value)
+    decoder = tuple(positive_int("decoder", d) for d in decoder)
     if image_size < 17:
         raise ConfigError(f"model=capsnet needs images of at least 17x17 (a 9x9 conv, then a 9x9 stride-2 conv); "
                           f"the data has {image_size}x{image_size}.")

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .registry import register_model
+from .registry import positive_int, register_model
 
 POSE = 16  # a 4x4 pose matrix, flattened row-major
 LOG_2PI = math.log(2 * math.pi)
@@ -256,18 +256,13 @@ def receptive_centres(image_size: int) -> list[float]:
     return [2.0 * (2 * (r + 1) + 1) + 2 for r in range(side)]
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model.{name} must be a positive integer, got {value!r}.")
-    return value
-
 
 @register_model("capsnet_em")
 def capsnet_em(num_classes: int = 10, in_channels: int = 1, image_size: int = 28, A: int = 32, B: int = 4,
                C: int = 8, D: int = 8, iters: int = 2, lam: float = 0.01, batch_norm: bool = True,
                margin_steps: int = 500, eval_chunk: int = 256, stop_grad: bool = False) -> CapsNetEM:
     for name, value in (("A", A), ("B", B), ("C", C), ("D", D), ("iters", iters), ("eval_chunk", eval_chunk)):
-        _positive_int(name, value)
+        positive_int(name, value)
     if isinstance(margin_steps, bool) or not isinstance(margin_steps, int) or margin_steps < 0:
         raise ConfigError(f"model.margin_steps must be a non-negative integer, got {margin_steps!r}.")
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:

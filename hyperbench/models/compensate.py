@@ -13,8 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from .registry import create_model
-from .transform import _positive
+from .registry import create_model, positive_int
 
 IMAGE_CONTROLLED = ("hypernet_deep", "hypernet_shallow")  # archs whose generated layer takes an ImageControl
 PLAIN = ("transform_ae", "transform_aae")                # autoencoders: no condition beside their latent code
@@ -68,7 +67,7 @@ def build_compensator(arch: str, model_name: str, in_channels: int, image_size: 
     """The `arch` model with an image control (HyperNets) or none (autoencoders), wrapped in a Compensator."""
     check_arch(arch, model_name)
     if arch in IMAGE_CONTROLLED:
-        control = ImageControl(in_channels, image_size, _positive("control_hidden", opts.get("control_hidden", 64)))
+        control = ImageControl(in_channels, image_size, positive_int("control_hidden", opts.get("control_hidden", 64)))
     else:
         control = NoControl()
     return Compensator(create_model(arch, in_channels=in_channels, image_size=image_size, control=control, **opts))

@@ -18,13 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .registry import register_model
+from .registry import positive_int, register_model
 
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model.{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 def _conv_out(size: int, k: int = 4, s: int = 2, p: int = 1) -> int:
@@ -50,12 +45,12 @@ class RotationCNN(nn.Module):
                  channels: tuple[int, int] = (64, 128), hidden: int = 1024, batch_norm: bool = False,
                  dropout: float = 0.0, extra_convs: int = 0, first: nn.Module | None = None):
         super().__init__()
-        c1, c2 = (_positive("channels", int(c)) for c in channels)
+        c1, c2 = (positive_int("channels", int(c)) for c in channels)
         self.conv1 = first if first is not None else ConvBlock(in_channels, c1, 4, 2, 1, batch_norm)
         self.conv2 = ConvBlock(c1, c2, 4, 2, 1, batch_norm)
         self.extra = nn.Sequential(*[ConvBlock(c2, c2, 3, 1, 1, batch_norm) for _ in range(extra_convs)])
         side = _conv_out(_conv_out(image_size))
-        self.fc1 = nn.Linear(c2 * side * side, _positive("hidden", hidden))
+        self.fc1 = nn.Linear(c2 * side * side, positive_int("hidden", hidden))
         self.drop = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden, num_classes)
 
@@ -123,7 +118,7 @@ def cnn(num_classes: int = 8, in_channels: int = 1, image_size: int = 28, channe
 @register_model("hyper_cnn")
 def hyper_cnn(num_classes: int = 8, in_channels: int = 1, image_size: int = 28, channels=(64, 128),
               hidden: int = 1024, control_channels: int = 32, control_hidden: int = 128) -> RotationCNN:
-    c1 = _positive("channels", int(channels[0]))
-    first = DynamicConv2d(in_channels, c1, control_channels=_positive("control_channels", control_channels),
-                          control_hidden=_positive("control_hidden", control_hidden))
+    c1 = positive_int("channels", int(channels[0]))
+    first = DynamicConv2d(in_channels, c1, control_channels=positive_int("control_channels", control_channels),
+                          control_hidden=positive_int("control_hidden", control_hidden))
     return RotationCNN(num_classes, in_channels, image_size, tuple(channels), hidden, first=first)

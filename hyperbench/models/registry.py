@@ -18,6 +18,13 @@ MODELS: dict[str, Callable[..., nn.Module]] = {}
 _META_KEYS = {"name", "arch"}
 
 
+def positive_int(name: str, value) -> int:
+    """`value` if it is a positive integer (not a bool), else a ConfigError naming model.<name>."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"model.{name} must be a positive integer, got {value!r}.")
+    return value
+
+
 def register_model(name: str):
     def deco(fn):
         if name in MODELS:

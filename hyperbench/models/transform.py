@@ -24,13 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .registry import register_model
+from .registry import positive_int, register_model
 
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model.{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 class ParamControl(nn.Module):
@@ -226,7 +221,7 @@ def _pair(name: str, value) -> tuple[int, int]:
     items = list(value)
     if len(items) != 2:
         raise ConfigError(f"model.{name} must be two channel counts [c1, c2], got {items!r}.")
-    return _positive(name, int(items[0])), _positive(name, int(items[1]))
+    return positive_int(name, int(items[0])), positive_int(name, int(items[1]))
 
 
 def _check_size(image_size: int) -> None:
@@ -240,8 +235,8 @@ def transform_ae(n_params: int = 2, in_channels: int = 1, image_size: int = 28, 
                  hidden: int = 1024, latent: int = 10, control: nn.Module | None = None) -> TransformAE:
     _check_size(image_size)
     control = control if control is not None else ParamControl(n_params, 0)
-    return TransformAE(control, in_channels, image_size, _pair("channels", channels), _positive("hidden", hidden),
-                       _positive("latent", latent))
+    return TransformAE(control, in_channels, image_size, _pair("channels", channels), positive_int("hidden", hidden),
+                       positive_int("latent", latent))
 
 
 @register_model("transform_aae")
@@ -253,15 +248,15 @@ def transform_aae(n_params: int = 2, in_channels: int = 1, image_size: int = 28,
     if not (math.isfinite(float(adv_weight)) and float(adv_weight) >= 0):
         raise ConfigError(f"model.adv_weight must be a non-negative number, got {adv_weight!r}.")
     control = control if control is not None else ParamControl(n_params, 0)
-    return TransformAAE(control, in_channels, image_size, _pair("channels", channels), _positive("hidden", hidden),
-                        _positive("latent", latent), _positive("critic_hidden", critic_hidden), adv_weight,
-                        gp_weight, critic_lr, _positive("critic_steps", critic_steps))
+    return TransformAAE(control, in_channels, image_size, _pair("channels", channels), positive_int("hidden", hidden),
+                        positive_int("latent", latent), positive_int("critic_hidden", critic_hidden), adv_weight,
+                        gp_weight, critic_lr, positive_int("critic_steps", critic_steps))
 
 
 @register_model("hypernet_shallow")
 def hypernet_shallow(n_params: int = 2, in_channels: int = 1, image_size: int = 28, control_hidden: int = 64,
                      control: nn.Module | None = None) -> ShallowHyperNet:
-    control = control if control is not None else ParamControl(n_params, _positive("control_hidden", control_hidden))
+    control = control if control is not None else ParamControl(n_params, positive_int("control_hidden", control_hidden))
     return ShallowHyperNet(control, in_channels, image_size)
 
 
@@ -269,5 +264,5 @@ def hypernet_shallow(n_params: int = 2, in_channels: int = 1, image_size: int = 
 def hypernet_deep(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(10, 20), code: int = 200,
                   control_hidden: int = 64, control: nn.Module | None = None) -> DeepHyperNet:
     _check_size(image_size)
-    control = control if control is not None else ParamControl(n_params, _positive("control_hidden", control_hidden))
-    return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), _positive("code", code))
+    control = control if control is not None else ParamControl(n_params, positive_int("control_hidden", control_hidden))
+    return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), positive_int("code", code))
