@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
-from common import config, seconds_per_call, sync
+from common import config, sync
 from hyperbench.data import DataBundle, Split, load_data
-from hyperbench.engine import Trainer, make_optimizer, resolve_device, seed_everything
+from hyperbench.engine import Trainer, resolve_device, seed_everything
 from hyperbench.models import MODELS, model_from_config
 from hyperbench.tasks.classify import classification_objective
 from limits import conv_step_gflops, matmul_gflops, rotation_speed
@@ -72,23 +72,12 @@ def step_only_s(cfg, case, device, steps: int = 8) -> float:
     data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))
     model = case["build"](cfg) if "build" in case else model_from_config(cfg.model, data.num_classes, data.shape)
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda s: None)
-    trainer.model_format(model.to(device))
     objective = case["objective"](cfg)
     bs = int(cfg.trainer.batch_size)
     x, y = data.train.x[:bs], data.train.y[:bs]
     if objective.augment is not None:
         x, y = objective.augment(x, y, torch.Generator(device=device).manual_seed(0))
-    x = trainer._fmt(x)
-    opt = make_optimizer(list(model.parameters()), cfg.trainer)
-
-    def step():
-        with trainer._autocast():
-            loss = objective.loss(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return seconds_per_call(step, device, steps) * (len(data.train) // bs)
+    return trainer.step_seconds(model.to(device), objective.loss, x, y, steps, warmup=2) * (len(data.train) // bs)
 
 
 # ---------------------------------------------------------------- the cases

@@ -127,6 +127,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     return state
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def amp_dtype(name: str, device: torch.device) -> torch.dtype | None:
     """trainer.amp -> autocast dtype or None. auto = bf16 on a CUDA GPU that supports it, else off
     (on CPU autocast is slower than fp32 unless the CPU has bf16 units; ask for it with amp=bf16)."""
@@ -154,6 +162,31 @@ class Trainer:
 
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def step_seconds(self, model: nn.Module, loss: Callable, x: torch.Tensor, y, steps: int, warmup: int = 1) -> float:
+        """Mean seconds of one training step (forward, backward, optimizer step with this trainer's optimizer,
+        autocast and memory format) on the fixed batch (x, y), over `steps` steps after `warmup` untimed ones.
+        `model` is on the device already; no data work is timed (task=summary's estimate, the benchmark's ceiling)."""
+        self.model_format(model)
+        model.train()
+        opt = make_optimizer(list(model.parameters()), self.cfg)
+        x = self._fmt(x)
+
+        def step():
+            with self._autocast():
+                value = loss(model, x, y)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+
+        for _ in range(warmup):
+            step()
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(self.device)
+        return (time.perf_counter() - t0) / steps
 
     def model_format(self, model: nn.Module) -> bool:
         """Settle channels_last for `model` (auto: off when the model sets channels_last = False, as capsnet,

@@ -2,7 +2,6 @@
 seconds per epoch, measured by timing N training steps on random data of the dataset's shape."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -65,7 +64,7 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
     (the classify/invariance loss, the trainer's optimizer, batch size, device and memory format) on random
     images of `shape`, times the steps in an epoch (task.time_train_size, default the dataset's training split
     after data.val_size and data.train_size, over the batch size). Data loading and evaluation not included."""
-    from ..engine import Trainer, make_optimizer, resolve_device
+    from ..engine import Trainer, resolve_device
     from .classify import classifier_loss
 
     steps, warmup = int(cfg.task.time_steps), int(cfg.task.get("time_warmup", 1))
@@ -76,26 +75,11 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
             n = min(n, int(cfg.data.train_size))
     device = resolve_device(cfg.trainer.device)
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda _: None)
-    model.to(device)
-    trainer.model_format(model)
-    model.train()
     bs = int(cfg.trainer.batch_size)
     g = torch.Generator().manual_seed(int(cfg.seed))
-    x = trainer._fmt(torch.rand(bs, *shape, generator=g).to(device))
+    x = torch.rand(bs, *shape, generator=g).to(device)
     y = torch.randint(0, num_classes, (bs,), generator=g).to(device)
-    opt = make_optimizer(list(model.parameters()), cfg.trainer)
-    times = []
-    for i in range(warmup + steps):
-        t = time.perf_counter()
-        with trainer._autocast():
-            loss = classifier_loss(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()  # sync
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    per_step = sum(times) / len(times)
+    per_step = trainer.step_seconds(model.to(device), classifier_loss, x, y, steps, warmup)
     per_epoch = per_step * (int(n) // bs)
     facts = {"seconds_per_step": round(per_step, 4), "seconds_per_epoch_est": round(per_epoch, 1),
              "time_steps": steps, "threads": torch.get_num_threads(), "train_images": int(n), "batch_size": bs}
