@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EPOCHS ?= 20
-# Seed 001 table budget: epochs per row (3: the six CNN rows took 20 minutes on 2 CPU cores, capsnet 48 minutes, README).
+# Potapov, "Can Deep Networks Learn Invariants?": table budget: epochs per row (3: the six CNN rows took 20 minutes on 2 CPU cores, capsnet 48 minutes, README).
 INVARIANCE_EPOCHS ?= 3
-# Seeds 000/001 "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
+# Potapov's SingularityNET articles, "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
 # pairs (312 steps of 128). make curves-transform took 8 min 54 s with it on 2 shared CPU cores (the shallow
 # HyperNet 6.5 min of that); see README "Learning transformations".
 TRANSFORM_EPOCHS ?= 1
@@ -14,7 +14,7 @@ TRANSFORM_TRAIN_SIZE ?= 40000
 TRANSFORM_ARGS ?=
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 TRANSFORM_SWEEP ?= outputs/sweeps/$(STAMP)_curves-transform
-# Seed 000 "Compensation of Transformations": the same budget as curves-transform by default (README).
+# "Just Deep is too Flat" (Potapov), "Compensation of Transformations": the same budget as curves-transform by default (README).
 COMPENSATE_EPOCHS ?= $(TRANSFORM_EPOCHS)
 COMPENSATE_TRAIN_SIZE ?= $(TRANSFORM_TRAIN_SIZE)
 COMPENSATE_ARGS ?=
@@ -35,7 +35,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,cluster]'
 	touch $@
 
-## The main job: seed-002 Hyper5_5 on MNIST with the paper recipe, EPOCHS epochs.
+## The main job: CS618-report Hyper5_5 on MNIST with the paper recipe, EPOCHS epochs.
 run: install
 	$(BIN)/hyperbench model=hyper5_5 data=mnist trainer.epochs=$(EPOCHS)
 
@@ -46,22 +46,22 @@ test: install
 summary: install
 	$(BIN)/hyperbench task=summary model=hyper5_5 data=mnist
 
-## Seed 002 Table 2: the nine MNIST rows, then the report beside the published numbers.
+## Table 2 of Vineet's CS618 report: the nine MNIST rows, then the report beside the published numbers.
 table-mnist: install
 	$(BIN)/hyperbench -m experiment=table_mnist trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-mnist
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-mnist
 
-## Seed 002 appendix Tables 6-7: each model at lr 0.003, 0.004, 0.005.
+## Appendix Tables 6-7 of Vineet's CS618 report: each model at lr 0.003, 0.004, 0.005.
 lr-grid-mnist: install
 	$(BIN)/hyperbench -m experiment=lr_grid_mnist trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_lr-grid-mnist
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_lr-grid-mnist
 
-## Seed 002 Tables 3-5: VGG-Block1/2/3 ConvModel and HyperA_B rows on CIFAR-10 (15 runs), then the report.
+## Tables 3-5 of Vineet's CS618 report: VGG-Block1/2/3 ConvModel and HyperA_B rows on CIFAR-10 (15 runs), then the report.
 table-cifar: install
 	$(BIN)/hyperbench -m experiment=table_cifar trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-cifar
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-cifar
 
-## Seed 001 "Recognition": Ptest/P34in/Pout/Pinv of the six CNN rows, then the report (one table, one figure).
+## Potapov, "Can Deep Networks Learn Invariants?": "Recognition": Ptest/P34in/Pout/Pinv of the six CNN rows, then the report (one table, one figure).
 table-invariance: install
 	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
@@ -70,7 +70,7 @@ table-invariance: install
 bench: install
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
-## Seeds 000/001 "Generation": ae, aae, shallow and deep HyperNet learn rotation under rotation=seed000 on one
+## Potapov's SingularityNET articles, "Generation": ae, aae, shallow and deep HyperNet learn rotation under rotation=restricted49 on one
 ## budget; each is then evaluated on the rendered symbols; the report overlays the digit-4 loss-vs-angle curves.
 curves-transform: install
 	$(BIN)/hyperbench -m experiment=curves_transform trainer.epochs=$(TRANSFORM_EPOCHS) data.train_size=$(TRANSFORM_TRAIN_SIZE) $(TRANSFORM_ARGS) hydra.sweep.dir=$(TRANSFORM_SWEEP)
@@ -79,7 +79,7 @@ curves-transform: install
 	done
 	$(BIN)/hyperbench-report $(TRANSFORM_SWEEP)
 
-## Seed 000 "Compensation of Transformations": the deep HyperNet (control network fed the rotated image) and the
+## "Just Deep is too Flat" (Potapov), "Compensation of Transformations": the deep HyperNet (control network fed the rotated image) and the
 ## plain autoencoder normalise rotated digits on one budget; transfer to the rendered symbols; the report overlays
 ## their digit-4 curves and tabulates the 6/9 figure.
 curves-compensate: install

@@ -87,7 +87,7 @@ def classify_case() -> dict:
 
 
 def invariance_case(cfg_overrides: list[str]) -> dict:
-    """Seed 001 protocol: 6 and 9 removed, 3 and 4 rotated within [-45, 45], the others in [0, 360),
+    """Potapov's invariance article protocol: 6 and 9 removed, 3 and 4 rotated within [-45, 45], the others in [0, 360),
     every training draw rotated afresh (ours: batched on the device; typical: per image)."""
     from hyperbench.data import DataBundle
     from hyperbench.rotation import RotationProtocol
@@ -120,7 +120,7 @@ def invariance_case(cfg_overrides: list[str]) -> dict:
 
 
 def transform_case(cfg_overrides: list[str]) -> dict:
-    """Seed 000 rotate: input image and (cos a, sin a) -> the image rotated by a; 4 and 9 within
+    """Potapov's HyperNets article rotate: input image and (cos a, sin a) -> the image rotated by a; 4 and 9 within
     [-45, 45], the others in [-180, 180) (ours: pairs made batched on the device; typical: per image)."""
     from hyperbench.tasks.transform import build_model, transform_objective, transform_of
 
@@ -142,10 +142,10 @@ def cases() -> dict[str, tuple[list[str], dict]]:
         "hyper5_5": (["model=hyper5_5", "data=mnist"], classify_case),
     }
     if "cnn" in MODELS:
-        inv = ["task=invariance", "model=cnn", "data=mnist", "rotation=seed001"]
+        inv = ["task=invariance", "model=cnn", "data=mnist", "rotation=restricted34"]
         out["cnn"] = (inv, lambda: invariance_case(inv))
     if "transform_ae" in MODELS:
-        tr = ["task=transform", "model=ae", "data=mnist", "rotation=seed000", "transform=rotate"]
+        tr = ["task=transform", "model=ae", "data=mnist", "rotation=restricted49", "transform=rotate"]
         out["ae"] = (tr, lambda: transform_case(tr))
     return out
 

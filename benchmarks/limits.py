@@ -27,7 +27,7 @@ def matmul_gflops(device, n: int = 2048, reps: int = 10) -> float:
 
 
 def conv_step_gflops(device, batch: int = 1000, steps: int = 10, profile: bool = False) -> tuple[float, str]:
-    """Achieved GFLOP/s of one training step (forward + backward + Adam) of the seed-002 ConvModel,
+    """Achieved GFLOP/s of one training step (forward + backward + Adam) of the CS618-report ConvModel,
     in hyperbench's layout (channels_last on CPU/CUDA)."""
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -17,7 +17,7 @@ from hyperbench.models import model_from_config
 
 class Rotated(Dataset):
     """Per-image random rotation in __getitem__, as a typical script does it (torchvision's functional
-    rotate on one image at a time), with a per-digit angle range for the seed-001 protocol."""
+    rotate on one image at a time), with a per-digit angle range for the invariance-study protocol."""
 
     def __init__(self, base, ranges: dict[int, tuple[float, float]], default: tuple[float, float], target: bool,
                  fill: float = 0.0):

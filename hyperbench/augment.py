@@ -28,7 +28,7 @@ def crop_at(x: torch.Tensor, pad: int, oy: torch.Tensor, ox: torch.Tensor) -> to
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Seed 002 augmentation: pad by `pad` pixels, then a random crop back to the input size."""
+    """Vineet's CS618 report augmentation: pad by `pad` pixels, then a random crop back to the input size."""
     if pad <= 0:
         return x
     n = x.shape[0]

@@ -35,6 +35,8 @@ CONF_DIR = _conf_dir()
 GROUPS = ("task", "data", "model", "trainer", "rotation", "transform", "experiment", "logger")
 log = logging.getLogger("hyperbench")
 _JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
+# Config names that were renamed: old name -> the new one, so old commands get a pointer instead of a bare refusal.
+RENAMED = {("rotation", "seed000"): "restricted49", ("rotation", "seed001"): "restricted34"}
 
 
 def group_options(group: str) -> list[str]:
@@ -52,10 +54,12 @@ def _unknown_choice_message(group: str, value: str) -> str:
             msg += (f" A hypernetwork HyperA_B needs a positive embedding size A and hidden size B "
                     f"(got A={a}, B={b}); e.g. {generic} model.z_dim=5 model.d=5.")
         elif blocks is not None and blocks not in ("1", "2", "3"):
-            msg += f" VGG-BlockN exists for N = 1, 2, 3 (seed 002 Table 1), not {blocks}."
+            msg += f" VGG-BlockN exists for N = 1, 2, 3 (Vineet, CS618 report, Table 1), not {blocks}."
         else:
             msg += (f" Any HyperA_B without its own file is composed from the generic one: "
                     f"{generic} model.z_dim={a} model.d={b}.")
+    elif (group, value) in RENAMED:
+        msg += f" {group}={value} was renamed: use {group}={RENAMED[group, value]}."
     else:
         msg += f" Add conf/{group}/{value}.yaml to define a new one."
     return msg

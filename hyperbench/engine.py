@@ -102,7 +102,7 @@ def make_optimizer(params, cfg) -> torch.optim.Optimizer:
 
 
 def make_schedule(opt: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.LambdaLR:
-    """lr_t = max(lr * lr_decay**t, min_lr), t counted in optimizer steps (seed 002 / Ha et al.)."""
+    """lr_t = max(lr * lr_decay**t, min_lr), t counted in optimizer steps (Vineet's CS618 report / Ha, Dai & Le)."""
     floor = float(cfg.min_lr) / float(cfg.lr)
     decay = float(cfg.lr_decay)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(decay**t, floor))

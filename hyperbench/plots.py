@@ -54,7 +54,7 @@ def kernel_canvas(kernel: torch.Tensor) -> np.ndarray:
 
 
 def kernels_figure(panels: dict[str, torch.Tensor], title: str = ""):
-    """Side-by-side kernel grids (seed 002 Figure 2: learned vs hypernetwork-generated)."""
+    """Side-by-side kernel grids (Figure 2 of Vineet's CS618 report: learned vs hypernetwork-generated)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.6), squeeze=False)
     for ax, (label, kernel) in zip(axes[0], panels.items()):
         canvas = kernel_canvas(kernel)
@@ -71,7 +71,7 @@ def kernels_figure(panels: dict[str, torch.Tensor], title: str = ""):
 def angle_curves_figure(curves: dict[str, pd.DataFrame], protocol, title: str = ""):
     """Accuracy versus rotation angle (acc_vs_angle.csv: angle, restricted, others), one line per run,
     for the restricted digits (left) and the others (right). Shaded: each group's training range;
-    on the left also the protocol's evaluation ranges (seed001: Pout, Pinv)."""
+    on the left also the protocol's evaluation ranges (restricted34: Pout, Pinv)."""
     from .rotation import wrapped_spans
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)

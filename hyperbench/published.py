@@ -1,10 +1,37 @@
-"""Published numbers the report prints beside ours (../shared/reference/published.md).
+"""Published numbers the report prints beside ours, and the sources they come from.
 
-Seed 002 = Vineet, "Hypernetworks" (CS618 report), after Ha, Dai & Le 2016.
+Every published column of the report cites its source by a short key (VINEET, POTAPOV_INVARIANTS, ...);
+REFERENCES spells each key out, and the report ends with that list (docs/references.md has the same sources).
 """
 from __future__ import annotations
 
 import re
+
+# Short keys the report's column headers cite, e.g. "Best Test Accuracy, published (Vineet, CS618)".
+VINEET = "Vineet, CS618"
+POTAPOV_INVARIANTS = "Potapov 2018a"
+POTAPOV_HYPERNETS = "Potapov 2018b"
+SEMANTIC_VISION = "semantic-vision"
+REFERENCES: dict[str, str] = {
+    VINEET: 'Vineet, "Hypernetworks", Artificial Neural Networks project report (CS618), after D. Ha, A. Dai and '
+            'Q. V. Le, "HyperNetworks", ICLR 2017 (arXiv:1609.09106). Tables 1-7 and Figure 2.',
+    POTAPOV_INVARIANTS: 'A. Potapov, "Can Deep Networks Learn Invariants?", SingularityNET AI research blog (Medium), '
+                        'May 2018. "Recognition" (Ptest, Pout, Pinv) and "Generation".',
+    POTAPOV_HYPERNETS: 'A. Potapov, "Just Deep is too Flat", SingularityNET AI research blog (Medium), August 2018, '
+                       'and Potapov et al., "HyperNets and their application to learning spatial transformations", '
+                       'arXiv:1807.09226, 2018. Learning and compensating rotations.',
+    SEMANTIC_VISION: "SingularityNET, semantic-vision (github.com/singnet/semantic-vision), experiments/invariance: "
+                     "the code and README values of the rotation-invariance and autoencoder experiments.",
+}
+
+
+def published_column(label: str, key: str) -> str:
+    """The header of a published column: the measured column's label and the source's short key."""
+    return f"{label}, published ({key})"
+
+
+def references_markdown() -> str:
+    return "## References\n\n" + "\n".join(f"- **{key}**: {text}" for key, text in REFERENCES.items())
 
 
 def row_label(model_name: str) -> str:
@@ -16,7 +43,7 @@ def row_label(model_name: str) -> str:
     return "ConvModel" if model_name == "conv" else model_name[:1].upper() + model_name[1:]
 
 
-# Seed 002 Table 2 (MNIST): model config name -> (best test accuracy, conv parameters).
+# Table 2 of Vineet's CS618 report (MNIST): model config name -> (best test accuracy, conv parameters).
 MNIST_TABLE2: dict[str, tuple[float, int]] = {
     "conv": (0.9867, 12560),
     "hyper4_4": (0.9812, 4244),
@@ -29,7 +56,7 @@ MNIST_TABLE2: dict[str, tuple[float, int]] = {
     "hyper7_7": (0.9824, 7175),
 }
 
-# Seed 002 appendix Tables 6-7: (model, lr) -> (validation accuracy, test accuracy).
+# Appendix Tables 6-7 of Vineet's CS618 report: (model, lr) -> (validation accuracy, test accuracy).
 MNIST_LR_GRID: dict[tuple[str, float], tuple[float, float]] = {
     ("conv", 0.003): (0.9898, 0.9865), ("conv", 0.004): (0.9888, 0.9867), ("conv", 0.005): (0.9864, 0.9846),
     ("hyper4_4", 0.003): (0.9856, 0.9812), ("hyper4_4", 0.004): (0.9858, 0.9806), ("hyper4_4", 0.005): (0.9868, 0.9762),
@@ -42,7 +69,7 @@ MNIST_LR_GRID: dict[tuple[str, float], tuple[float, float]] = {
     ("hyper7_7", 0.003): (0.9870, 0.9824), ("hyper7_7", 0.004): (0.9858, 0.9805), ("hyper7_7", 0.005): (0.9854, 0.9799),
 }
 
-# Seed 002 Tables 3-5 (CIFAR-10, VGG-Block1/2/3): model config name -> (best test accuracy, conv
+# Tables 3-5 of Vineet's CS618 report (CIFAR-10, VGG-Block1/2/3): model config name -> (best test accuracy, conv
 # parameters as printed). Conv parameters exclude the first conv layer.
 CIFAR_TABLES: dict[int, dict[str, tuple[float, int]]] = {
     1: {"vgg_block1": (0.7105, 2320), "vgg_block1_hyper4_4": (0.6487, 1044),
@@ -56,13 +83,13 @@ CIFAR_TABLES: dict[int, dict[str, tuple[float, int]]] = {
         "vgg_block3_hyper32_32": (0.5798, 22640)},
 }
 # Printed counts that disagree with the formula every other row follows (hypernetwork + one
-# embedding per 16x16 tile): they compute to 1,068, 5,000 and 7,296 (published.md section 2).
+# embedding per 16x16 tile): they compute to 1,068, 5,000 and 7,296 (docs/references.md).
 CIFAR_MISPRINTS = frozenset({"vgg_block2_hyper4_4", "vgg_block3_hyper8_16", "vgg_block3_hyper16_16"})
 
-# Seed 001 "Recognition" (published.md section 3): model config name -> (Ptest, P34in, Pout, Pinv).
+# Potapov, "Can Deep Networks Learn Invariants?": "Recognition" (docs/references.md): model config name -> (Ptest, P34in, Pout, Pinv).
 # The seed's "best CNN" is the one with batch norm and dropout; it gives no numbers for the deeper CNN.
 INVARIANCE_PROTOCOL = ("6, 9 removed; 3, 4 trained in [-45, 45], the others in [0, 360); "
-                       "p34in [-45, 45], pout [45, 315], pinv [135, 225]")  # RotationProtocol.describe() of seed001
+                       "p34in [-45, 45], pout [45, 315], pinv [135, 225]")  # RotationProtocol.describe() of restricted34
 # Model config name -> (Ptest, P34in, Pout, Pinv) of the seed's row: cnn = "CNN (2 conv + 2 dense)",
 # cnn_bn_dropout = "best CNN with batch norm + dropout", capsnet = "CapsNet, dynamic routing",
 # capsnet_em = "CapsNet, EM routing" (Pinv 0.090; 0.089 in the repo README).
@@ -75,7 +102,7 @@ INVARIANCE: dict[str, tuple[float, float, float, float]] = {
 # Rows of the seed's table hyperbench does not build (printed under the table for reference): none left.
 INVARIANCE_OTHERS: dict[str, tuple[float, float, float, float]] = {}
 
-# Seeds 000/001 "Generation" (published.md section 4): the baseline autoencoder's reconstruction MSE on rotated test
+# Potapov's SingularityNET articles, "Generation" (docs/references.md): the baseline autoencoder's reconstruction MSE on rotated test
 # digits (semantic-vision repo README), digit -> loss at 0, +-45, +-90 and 180 degrees (strings where a range is given).
 TRANSFORM_AE: dict[int, tuple[str, str, str, str]] = {
     4: ("0.064", "0.047", "0.13", "0.138"),

@@ -2,9 +2,9 @@
 
 A protocol says which digits are removed from the data, which digits are *restricted* to a range of
 training angles, the range every other digit is trained on, and named evaluation ranges for the
-restricted digits. Seed 001 ("Recognition"): 6 and 9 removed, 3 and 4 trained within [-45, 45],
+restricted digits. Potapov's invariance article ("Recognition"): 6 and 9 removed, 3 and 4 trained within [-45, 45],
 the others within [0, 360); Pout = 3s and 4s in [45, 315], Pinv = 3s and 4s in [135, 225].
-Seed 000 (learning to rotate) is the same shape of protocol: 4 and 9 within [-45, 45], the others in
+Potapov's HyperNets article (learning to rotate) is the same shape of protocol: 4 and 9 within [-45, 45], the others in
 [-180, 180), nothing removed.
 
 Angles are in degrees; positive = counterclockwise as the image is displayed (row 0 at the top), so
@@ -113,7 +113,7 @@ class RotationProtocol:
     def from_config(cls, cfg, num_classes: int = 10) -> "RotationProtocol":
         """Parse and check a `rotation` group entry; every problem is a ConfigError naming the key."""
         if cfg is None:
-            raise ConfigError("This task needs a rotation protocol: add rotation=seed001 (or another "
+            raise ConfigError("This task needs a rotation protocol: add rotation=restricted34 (or another "
                               "conf/rotation/*.yaml). Nothing was run.")
         removed = _digits(cfg.get("remove"), "rotation.remove", num_classes)
         restricted = _digits(cfg.get("restricted"), "rotation.restricted", num_classes)

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-# Seed 000's colours: autoencoders blue, shallow HyperNet red, deep HyperNet green.
+# Potapov's HyperNets article's colours: autoencoders blue, shallow HyperNet red, deep HyperNet green.
 MODEL_COLOURS = {"ae": "tab:blue", "aae": "navy", "hypernet_shallow": "tab:red", "hypernet_deep": "tab:green"}
 MODEL_STYLES = {"aae": "--"}
 
@@ -26,7 +26,7 @@ def restricted_spans(transform) -> list[tuple[float, float]]:
 def transform_curve_figure(curves: dict[str, pd.DataFrame], transform, title: str = "", by_column: bool = False,
                            column: str | None = None):
     """One line per entry: by_column=True draws column `label` of each frame (one run, several digits);
-    otherwise column `column` of each run's frame (several runs, one digit), coloured as in seed 000."""
+    otherwise column `column` of each run's frame (several runs, one digit), coloured as in Potapov's HyperNets article."""
     fig, ax = _shaded_axes(transform, (8, 4.2))
     for label, df in curves.items():
         col = label if by_column else column
@@ -61,7 +61,7 @@ def _finish(fig, ax, transform, title: str):
 
 def transform_grid_figure(inputs: torch.Tensor, expected: torch.Tensor, produced: torch.Tensor, values: list[float],
                           transform, title: str = "", first: str = "input"):
-    """Rows = images; the input, then for each value an expected | produced pair (seed 001's layout)."""
+    """Rows = images; the input, then for each value an expected | produced pair (Potapov's invariance article's layout)."""
     k, v = len(inputs), len(values)
     side = inputs.shape[-1]
     gap = 2

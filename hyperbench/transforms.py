@@ -5,7 +5,7 @@ a batch on the device (bilinear, augment.warp: one grid for the batch, grid_samp
 and encodes them as the vector the model receives:
 
     rotate  raw = angle (degrees, counterclockwise as displayed)   model sees (cos a, sin a)
-            ranges from the rotation= group (seed000: 4 and 9 in [-45, 45], the others in [-180, 180))
+            ranges from the rotation= group (restricted49: 4 and 9 in [-45, 45], the others in [-180, 180))
     shift   raw = (dx, dy) pixels (x right, y down)                 model sees (dx, dy)
     affine  raw = angle, shear x/y, scale x/y, shift x/y            model sees the 6 coefficients a..f of the
             map from output to input pixel coordinates about the image centre, q = A p + t with

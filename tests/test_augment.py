@@ -1,4 +1,4 @@
-"""Batched pad-and-crop augmentation (seed 002: pad to 30x30, random 28x28 crop)."""
+"""Batched pad-and-crop augmentation (Vineet, CS618 report: pad to 30x30, random 28x28 crop)."""
 import torch
 import torch.nn.functional as F
 

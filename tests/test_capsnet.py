@@ -71,7 +71,7 @@ def test_every_capsule_layer_has_the_papers_shape():
     m.eval_chunk = 1
     with torch.no_grad():
         torch.testing.assert_close(m(x), m.capsules(x)[0].norm(dim=-1))
-    # 8 classes (rotation=seed001): K class capsules, the rest the same
+    # 8 classes (rotation=restricted34): K class capsules, the rest the same
     m8 = create_model("capsnet", num_classes=8)
     assert m8.capsules(x)[0].shape == (2, 8, 16) and m8.W.shape == (1152, 8, 16, 8)
 
@@ -154,7 +154,7 @@ def test_bad_routing_iters_on_the_command_line_is_one_paragraph_and_exit_2(tmp_p
 def test_tiny_invariance_run_writes_metrics_and_the_reconstruction_grid(fake_mnist, tmp_path):
     run = tmp_path / "run"
     small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
-    p = hyperbench("task=invariance", "model=capsnet", "data=mnist", "rotation=seed001", *TINY, *small,
+    p = hyperbench("task=invariance", "model=capsnet", "data=mnist", "rotation=restricted34", *TINY, *small,
                    "trainer.epochs=1", "task.eval_repeats=1", "task.curve_images=20", "task.curve_step=90",
                    f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
@@ -195,5 +195,5 @@ def test_invariance_table_puts_the_capsule_rows_beside_their_published_values():
     table = invariance_table(runs)
     assert list(table.Model) == ["cnn", "capsnet", "capsnet_em"]
     caps, em = table.iloc[1], table.iloc[2]
-    assert [caps[f"{k} (seed 001)"] for k in ("Ptest", "P34in", "Pout", "Pinv")] == ["0.991", "0.996", "0.249", "0.009"]
-    assert [em[f"{k} (seed 001)"] for k in ("Ptest", "P34in", "Pout", "Pinv")] == ["0.976", "0.989", "0.218", "0.090"]
+    assert [caps[f"{k}, published (Potapov 2018a)"] for k in ("Ptest", "P34in", "Pout", "Pinv")] == ["0.991", "0.996", "0.249", "0.009"]
+    assert [em[f"{k}, published (Potapov 2018a)"] for k in ("Ptest", "P34in", "Pout", "Pinv")] == ["0.976", "0.989", "0.218", "0.090"]

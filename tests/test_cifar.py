@@ -68,7 +68,7 @@ def test_check_md5_true_refuses_the_copy_with_a_clear_error(fake_cifar):
 
 @pytest.mark.skipif(not (Path(os.environ.get("HYPERBENCH_DATA", "/nonexistent")) / "cifar-10-batches-py").is_dir(),
                     reason="real CIFAR-10 not under HYPERBENCH_DATA")
-def test_real_cifar10_is_the_seed002_split():
+def test_real_cifar10_is_the_published_split():
     data = load_data(data_cfg(os.environ["HYPERBENCH_DATA"]), torch.device("cpu"))
     assert (len(data.train), len(data.val), len(data.test)) == (45000, 5000, 10000)
     counts = torch.bincount(torch.cat([data.train.y, data.val.y]), minlength=10)
@@ -89,7 +89,7 @@ def test_vgg_hyper_run_end_to_end_writes_its_files(fake_cifar, tmp_path):
     assert (tmp_path / "model.pt").exists() and len(pd.read_csv(tmp_path / "history.csv")) == 2
 
 
-def test_cifar_recipe_is_the_seed002_one(cfg_of):
+def test_cifar_recipe_is_the_published_one(cfg_of):
     cfg = cfg_of("data=cifar10", "model=vgg_block1")
     assert cfg.trainer.batch_size == 128 and cfg.data.augment.pad == 2 and cfg.data.val_size == 5000
     assert cfg_of("data=mnist").trainer.batch_size == 1000
@@ -110,10 +110,10 @@ def test_report_prints_tables_3_and_4_with_misprints_marked(tmp_path, cfg_of):
     t3 = pd.read_csv(tmp_path / "report" / "table3_cifar_block1.csv")
     t4 = pd.read_csv(tmp_path / "report" / "table4_cifar_block2.csv")
     assert list(t3.Model) == ["ConvModel", "Hyper4_4"] and list(t4.Model) == ["ConvModel", "Hyper4_4"]
-    assert list(t3["Best Test Accuracy (seed 002)"]) == ["71.05%", "64.87%"]
+    assert list(t3["Best Test Accuracy, published (Vineet, CS618)"]) == ["71.05%", "64.87%"]
     assert list(t3["Count check"]) == ["match", "match"]
     assert t4["Count check"][1].startswith("DIFFERS: seed prints 1,056, model has 1,068 (the seed's printed count breaks")
-    assert "VGG-Block2, seed 002 Table 4" in text and "table2_mnist" not in " ".join(os.listdir(tmp_path / "report"))
+    assert "VGG-Block2: Table 4 of Vineet, CS618" in text and "table2_mnist" not in " ".join(os.listdir(tmp_path / "report"))
 
 
 @pytest.mark.parametrize("value,hint", [

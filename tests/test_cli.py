@@ -62,7 +62,7 @@ def test_summary_prints_the_parameter_breakdown(tmp_path):
     p = hyperbench("task=summary", "model=hyper5_5", "data=mnist", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert "conv parameters (seed 002 definition): 5,189" in out and "13,855" in out
+    assert "conv parameters (as counted in Vineet, CS618 report): 5,189" in out and "13,855" in out
     assert "generated from 1 tile(s) of 16x16" in out
     assert not (tmp_path / "metrics.json").exists()
 
@@ -156,5 +156,5 @@ def test_help_lists_usage_and_every_model():
     assert "hyperbench model=hyper model.z_dim=9 model.d=3" in p.stdout
     assert "model: aae, ae, capsnet, " in p.stdout  # capsnet_em (its own branch) sorts next
     assert "cnn, cnn_bn, cnn_bn_dropout, cnn_deep, cnn_dropout, conv, hyper, hyper4_4" in p.stdout
-    assert "rotation: seed000, seed001" in p.stdout and "task: classify, compensate, invariance, summary" in p.stdout and "HYPERBENCH_DATA" in p.stdout
+    assert "rotation: restricted34, restricted49" in p.stdout and "task: classify, compensate, invariance, summary" in p.stdout and "HYPERBENCH_DATA" in p.stdout
     assert "transform: affine, rotate, shift" in p.stdout

@@ -61,7 +61,7 @@ def test_transfer_and_the_report(trained, fake_mnist, tmp_path):
 
     r = hyperbench(str(trained), command="hyperbench-report")
     assert r.returncode == 0, r.stderr
-    assert "## Rotation compensation without a known angle (seed 000)" in r.stdout
+    assert "## Rotation compensation without a known angle (Potapov 2018b)" in r.stdout
     assert "## Compensation transfer to mine.npy" in r.stdout and "## Learning to rotate" not in r.stdout
     table = pd.read_csv(trained / "report" / "table_compensate.csv")
     assert table.model.tolist() == ["hypernet_deep", "ae"] and "6/9 confused: all" in table

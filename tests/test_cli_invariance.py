@@ -1,5 +1,5 @@
 """task=invariance end to end through the real command on the synthetic MNIST, its bad-input errors,
-and the report's seed-001 table and figure."""
+and the report's invariance table and figure."""
 import json
 
 import pandas as pd
@@ -13,7 +13,7 @@ SMALL = [*TINY, "model.channels=[8,16]", "model.hidden=32", "task.eval_repeats=2
 
 def test_tiny_runs_write_metrics_curve_and_figure_and_the_report_reads_them(fake_mnist, tmp_path):
     sweep = tmp_path / "sweep"
-    p = hyperbench("task=invariance", "model=cnn", "data=mnist", "rotation=seed001", *SMALL,
+    p = hyperbench("task=invariance", "model=cnn", "data=mnist", "rotation=restricted34", *SMALL,
                    f"hydra.run.dir={sweep / '0_cnn'}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     # a user's own protocol from the command line: restrict 1 and 7 to [-30, 30]
@@ -39,13 +39,13 @@ def test_tiny_runs_write_metrics_curve_and_figure_and_the_report_reads_them(fake
     assert r.returncode == 0, r.stderr
     table = pd.read_csv(sweep / "report" / "table_invariance.csv")
     assert list(table.Model) == ["cnn", "hyper_cnn"]
-    assert list(table.columns[:8]) == ["Model", "protocol", "Ptest", "Ptest (seed 001)", "P34in",
-                                       "P34in (seed 001)", "Pout", "Pout (seed 001)"]
-    # published values only beside runs of the seed-001 protocol itself
-    assert table["Pinv (seed 001)"][0] == 0.003 and table["Pout (seed 001)"][0] == 0.212
-    assert pd.isna(table["Pinv (seed 001)"][1])
+    assert list(table.columns[:8]) == ["Model", "protocol", "Ptest", "Ptest, published (Potapov 2018a)", "P34in",
+                                       "P34in, published (Potapov 2018a)", "Pout", "Pout, published (Potapov 2018a)"]
+    # published values only beside runs of the published protocol (restricted34) itself
+    assert table["Pinv, published (Potapov 2018a)"][0] == 0.003 and table["Pout, published (Potapov 2018a)"][0] == 0.212
+    assert pd.isna(table["Pinv, published (Potapov 2018a)"][1])
     assert (sweep / "report" / "invariance_acc_vs_angle.png").read_bytes().startswith(PNG)
-    assert "## Invariance of recognition under rotation, seed 001" in r.stdout
+    assert "## Invariance of recognition under rotation (Potapov 2018a)" in r.stdout
 
 
 INVARIANCE_ERRORS = [
@@ -75,6 +75,11 @@ def test_unknown_rotation_protocol_lists_the_known_ones():
     from hyperbench.cli import check_group_choices
     from hyperbench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="Unknown rotation 'seed007'. Available rotation configs: seed000, seed001"):
-        check_group_choices(["task=invariance", "rotation=seed007"])
-    check_group_choices(["rotation=null", "rotation=seed001"])
+    with pytest.raises(ConfigError, match="Unknown rotation 'nosuch'. Available rotation configs: restricted34, restricted49"):
+        check_group_choices(["task=invariance", "rotation=nosuch"])
+    check_group_choices(["rotation=null", "rotation=restricted34"])
+    # the protocols' former names point to the new ones
+    with pytest.raises(ConfigError, match="rotation=seed001 was renamed: use rotation=restricted34"):
+        check_group_choices(["task=invariance", "rotation=seed001"])
+    with pytest.raises(ConfigError, match="rotation=seed000 was renamed: use rotation=restricted49"):
+        check_group_choices(["task=transform", "rotation=seed000"])

@@ -27,7 +27,7 @@ def test_every_model_config_composes_validates_and_builds(cfg_of, model):
     assert sum(p.numel() for p in net.parameters()) > 0
 
 
-def test_defaults_are_the_seed002_recipe(cfg_of):
+def test_defaults_are_the_published_mnist_recipe(cfg_of):
     cfg = cfg_of()
     assert cfg.model.name == "hyper5_5" and cfg.data.name == "mnist" and cfg.task.name == "classify"
     t = cfg.trainer

@@ -49,7 +49,7 @@ def test_missing_dataset_says_where_and_what_to_do(tmp_path):
 
 @pytest.mark.skipif(not (Path(os.environ.get("HYPERBENCH_DATA", "/nonexistent")) / "MNIST" / "raw").is_dir(),
                     reason="real MNIST not under HYPERBENCH_DATA")
-def test_real_mnist_split_is_the_seed002_split():
+def test_real_mnist_split_is_the_published_split():
     cfg = data_cfg(os.environ["HYPERBENCH_DATA"], val_size=5000)
     d = load_data(cfg, torch.device("cpu"))
     assert (len(d.train), len(d.val), len(d.test)) == (55000, 5000, 10000)

@@ -1,5 +1,5 @@
 """task=invariance: each metric on exactly its digits and angle range (a stub model that reads the
-angle off the image), the seed-001 CNN's shapes and exact parameter counts, the hypernetwork row."""
+angle off the image), the invariance study's CNN shapes and exact parameter counts, the hypernetwork row."""
 import math
 
 import pytest
@@ -15,7 +15,7 @@ from hyperbench.tasks.invariance import angle_curve, protocol_metrics
 
 from .conftest import CONF
 
-PROTOCOL = RotationProtocol.from_config(OmegaConf.load(CONF / "rotation" / "seed001.yaml"), 10)
+PROTOCOL = RotationProtocol.from_config(OmegaConf.load(CONF / "rotation" / "restricted34.yaml"), 10)
 
 
 def marked_images(y: torch.Tensor) -> torch.Tensor:

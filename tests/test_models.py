@@ -1,4 +1,4 @@
-"""Seed 002 models: exact parameter counts, hypernetwork shapes, tiling, gradients, init scale."""
+"""Models of Vineet's CS618 report: exact parameter counts, hypernetwork shapes, tiling, gradients, init scale."""
 import math
 
 import pytest
@@ -9,7 +9,7 @@ from hyperbench.errors import ConfigError
 from hyperbench.models import MODELS, create_model
 from hyperbench.models.hyper import HyperConv2d, KernelGenerator
 
-# Seed 002 Table 2: "Conv Parameters".
+# Table 2 of Vineet's CS618 report: "Conv Parameters".
 TABLE2 = {"conv": 12560, "hyper4_4": 4244, "hyper4_5": 5108, "hyper4_6": 5972, "hyper5_5": 5189,
           "hyper6_6": 6166, "hyper4_7": 6836, "hyper4_8": 7700, "hyper7_7": 7175}
 
@@ -22,7 +22,7 @@ def build(name: str):
 
 
 @pytest.mark.parametrize("name,count", TABLE2.items())
-def test_conv_params_equal_seed002_table2(name, count):
+def test_conv_params_equal_published_table2(name, count):
     assert build(name).conv_params() == count
 
 

@@ -44,15 +44,15 @@ def test_table2_layout_published_values_and_selection_by_validation(tmp_path, cf
     t = pd.read_csv(tmp_path / "report" / "table2_mnist.csv")
     assert list(t.Model) == ["ConvModel", "Hyper4_4", "Hyper4_5", "Hyper4_6", "Hyper5_5", "Hyper6_6",
                              "Hyper4_7", "Hyper4_8", "Hyper7_7"]
-    assert list(t.columns[:6]) == ["Model", "Best Test Accuracy", "Best Test Accuracy (seed 002)",
-                                   "Conv Parameters", "Conv Parameters (seed 002)", "Count check"]
-    assert list(t["Conv Parameters (seed 002)"]) == [f"{c:,}" for c in COUNTS]
+    assert list(t.columns[:6]) == ["Model", "Best Test Accuracy", "Best Test Accuracy, published (Vineet, CS618)",
+                                   "Conv Parameters", "Conv Parameters, published (Vineet, CS618)", "Count check"]
+    assert list(t["Conv Parameters, published (Vineet, CS618)"]) == [f"{c:,}" for c in COUNTS]
     assert (t["Count check"] == "match").all()
-    assert t["Best Test Accuracy (seed 002)"][4] == "98.79%"
+    assert t["Best Test Accuracy, published (Vineet, CS618)"][4] == "98.79%"
     assert (t.lr == 0.003).all()  # chosen by validation accuracy, not by the better test accuracy at 0.005
     assert t["Best Test Accuracy"][1] == "98.50%"
     assert t["Best Test Accuracy"][0] == "98.50 ± 0.20% (n=3)"  # 98.5, 98.3, 98.7
-    assert "| ConvModel |" in text and "(seed 002)" in text
+    assert "| ConvModel |" in text and "published (Vineet, CS618)" in text
 
 
 def test_lr_grid_table_and_failed_runs(tmp_path, cfg_of):
@@ -61,7 +61,7 @@ def test_lr_grid_table_and_failed_runs(tmp_path, cfg_of):
     grid = pd.read_csv(tmp_path / "report" / "lr_grid_mnist.csv")
     assert len(grid) == 18
     row = grid[(grid.Model == "Hyper5_5") & (grid.lr == 0.005)].iloc[0]
-    assert row["Test (seed 002)"] == "98.34%" and row["Val (seed 002)"] == "98.70%"
+    assert row["Test, published (Vineet, CS618)"] == "98.34%" and row["Val, published (Vineet, CS618)"] == "98.70%"
     assert "Failed runs (2)" in text
     assert "**diverged**: The training loss became nan" in text and "**no_metrics**" in text
     runs = load_runs([tmp_path])
@@ -72,4 +72,69 @@ def test_count_mismatch_is_flagged(tmp_path, cfg_of):
     fake_run(tmp_path / "0_conv", cfg_of, "conv", 0.004, 0, 0.99, 0.98, counts=12544)
     build_report([tmp_path], tmp_path / "report")
     t = pd.read_csv(tmp_path / "report" / "table2_mnist.csv")
-    assert t["Count check"][0] == "DIFFERS: seed prints 12,560, model has 12,544"
+    assert t["Count check"][0] == "DIFFERS: published 12,560, model has 12,544"
+
+
+def test_report_cites_its_sources_and_ends_with_the_references(tmp_path, cfg_of):
+    from hyperbench.published import REFERENCES
+
+    make_sweep(tmp_path, cfg_of)
+    text = build_report([tmp_path], tmp_path / "report")
+    refs = text[text.index("## References"):]
+    assert text.rstrip().endswith(refs.rstrip()) and refs.count("\n- **") == len(REFERENCES)
+    assert '**Vineet, CS618**: Vineet, "Hypernetworks"' in refs and "arXiv:1609.09106" in refs
+    assert "## MNIST: Table 2 of Vineet, CS618" in text
+    assert "seed 00" not in text.lower()
+
+
+def test_seeds_table_shows_only_the_settings_that_tell_configurations_apart(tmp_path, cfg_of):
+    from hyperbench.report.seeds import MAX_CONFIG_CHARS
+
+    make_sweep(tmp_path, cfg_of)
+    build_report([tmp_path], tmp_path / "report")
+    seeds = pd.read_csv(tmp_path / "report" / "seeds.csv", keep_default_na=False)
+    conv = seeds[seeds.model == "conv"]
+    assert sorted(conv.config) == ["trainer.lr=0.003", "trainer.lr=0.005"] and list(conv.seeds) == ["0,1,2", "0"]
+    assert not seeds.config.str.contains("None").any()
+    assert seeds.config.str.len().max() <= MAX_CONFIG_CHARS
+
+
+def fake_transform_run(d, cfg_of, model, steps):
+    """A finished task=transform rotate run: config, metrics and its loss-versus-angle curve."""
+    import numpy as np
+
+    cfg = cfg_of("task=transform", f"model={model}")
+    (d / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, d / ".hydra" / "config.yaml")
+    (d / "metrics.json").write_text(json.dumps({
+        "status": "ok", "mode": "train", "transform": "rotate", "steps": steps, "batch_size": 128,
+        "total_params": 1000, "val_loss": 0.1, "test_loss": 0.1, "curve_in_digit_4": 0.1, "curve_out_digit_4": 0.2}))
+    angles = np.round(np.arange(-180, 180, 1.8), 1)
+    pd.DataFrame({"angle": angles, "digit_4": 0.1 + 0.001 * np.abs(angles), "digit_9": 0.1,
+                  "digit_3": 0.1}).to_csv(d / "recon_vs_angle.csv", index=False)
+
+
+def test_report_html_embeds_figures_bounds_the_config_column_and_warns_when_budgets_differ(tmp_path, cfg_of):
+    import re
+
+    fake_transform_run(tmp_path / "0_ae", cfg_of, "ae", 100)
+    fake_transform_run(tmp_path / "1_hypernet_deep", cfg_of, "hypernet_deep", 12480)
+    text = build_report([tmp_path], tmp_path / "report")
+    assert "Same budget" not in text
+    assert ("**Warning: the compared rows were trained on different budgets** (ae: 100 steps of 128; "
+            "hypernet_deep: 12,480 steps of 128)") in text
+    table = pd.read_csv(tmp_path / "report" / "table_transform_rotate.csv", keep_default_na=False)
+    assert list(table[table.model == "hypernet_deep"].budget) == ["12,480 steps of 128"] * 3
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<b>Warning: the compared rows were trained on different budgets</b>" in page
+    srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # self-contained
+    assert re.search(r"td,th\{[^}]*max-width:28em", page)  # no cell wider than 28em
+    assert "<h2>References</h2>" in page
+
+    # equal budgets: one sentence naming the common budget, no warning
+    for d in ("0_ae", "1_hypernet_deep"):
+        m = json.loads((tmp_path / d / "metrics.json").read_text())
+        (tmp_path / d / "metrics.json").write_text(json.dumps({**m, "steps": 312}))
+    text = build_report([tmp_path], tmp_path / "report2")
+    assert "Every model here trained 312 steps of 128" in text and "Warning" not in text

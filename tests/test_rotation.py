@@ -12,11 +12,11 @@ from hyperbench.rotation import RotationProtocol, protocol_views, rotate, wrappe
 
 from .conftest import CONF
 
-SEED001 = OmegaConf.load(CONF / "rotation" / "seed001.yaml")
+RESTRICTED34 = OmegaConf.load(CONF / "rotation" / "restricted34.yaml")
 
 
 def protocol(**changes) -> RotationProtocol:
-    cfg = OmegaConf.merge(SEED001, changes)
+    cfg = OmegaConf.merge(RESTRICTED34, changes)
     return RotationProtocol.from_config(cfg, 10)
 
 
@@ -106,7 +106,7 @@ BAD = [
 
 @pytest.mark.parametrize("changes,message", BAD)
 def test_bad_protocol_is_a_clear_config_error(changes, message):
-    cfg = OmegaConf.merge(SEED001, {k: v for k, v in changes.items() if k != "eval"})
+    cfg = OmegaConf.merge(RESTRICTED34, {k: v for k, v in changes.items() if k != "eval"})
     if "eval" in changes:
         cfg.eval.pout = changes["eval"]["pout"]
     if isinstance(changes.get("restricted_range"), list) and len(changes["restricted_range"]) != 2:
@@ -118,5 +118,5 @@ def test_bad_protocol_is_a_clear_config_error(changes, message):
 
 
 def test_missing_protocol_names_the_group():
-    with pytest.raises(ConfigError, match="rotation=seed001"):
+    with pytest.raises(ConfigError, match="rotation=restricted34"):
         RotationProtocol.from_config(None)

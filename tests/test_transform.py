@@ -16,11 +16,11 @@ from hyperbench.transforms import transform_from_config
 
 from .conftest import CONF
 
-SEED000 = OmegaConf.load(CONF / "rotation" / "seed000.yaml")
+RESTRICTED49 = OmegaConf.load(CONF / "rotation" / "restricted49.yaml")
 
 
 def family(name: str):
-    return transform_from_config(OmegaConf.load(CONF / "transform" / f"{name}.yaml"), SEED000, background=-1.0)
+    return transform_from_config(OmegaConf.load(CONF / "transform" / f"{name}.yaml"), RESTRICTED49, background=-1.0)
 
 
 def digits_like(n: int = 4, size: int = 28) -> torch.Tensor:

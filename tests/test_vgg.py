@@ -1,4 +1,4 @@
-"""Seed 002 CIFAR-10 VGG-Block models: every published conv-parameter count exactly (and the three
+"""CIFAR-10 VGG-Block models of Vineet's CS618 report: every published conv-parameter count exactly (and the three
 misprinted ones as the formula computes them), tiling, shapes, and a clear error for bad tiles."""
 import pytest
 import torch
@@ -10,7 +10,7 @@ from hyperbench.models.hyper import HyperConv2d
 from hyperbench.published import CIFAR_MISPRINTS, CIFAR_TABLES
 from hyperbench.tasks.summary import describe
 
-# Every count of seed 002 Tables 3-5 that follows the formula (published.md section 2) ...
+# Every count of Tables 3-5 (Vineet, CS618) that follows the formula ...
 COUNTS = {
     "vgg_block1": 2320, "vgg_block1_hyper4_4": 1044, "vgg_block1_hyper4_5": 1268,
     "vgg_block1_hyper4_6": 1492, "vgg_block1_hyper6_6": 1686,
@@ -108,4 +108,4 @@ def test_summary_lists_generated_layers_tiles_and_counts(cfg_of):
     assert "block2.conv1     32x16x3x3                   2                    32" in text
     assert "all                                          7                   112" in text
     assert "hypernetwork parameters: 6,800; embeddings: 112" in text
-    assert "conv parameters (seed 002 definition): 6,912" in text
+    assert "conv parameters (as counted in Vineet, CS618 report): 6,912" in text

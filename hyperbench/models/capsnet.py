@@ -1,4 +1,4 @@
-"""CapsNet with dynamic routing (Sabour, Frosst & Hinton 2017), the seed-001 "CapsNet, dynamic routing" row.
+"""CapsNet with dynamic routing (Sabour, Frosst & Hinton 2017), the invariance-study "CapsNet, dynamic routing" row.
 
     conv1:    conv 256 9x9 stride 1, ReLU                       28x28x1  -> 20x20x256
     primary:  conv 32*8 9x9 stride 2, as 32 channels of 8D      20x20    -> 6x6x32 = 1,152 capsules of 8D, squashed

@@ -1,4 +1,4 @@
-"""Rotation compensation (seed 000, "Compensation of Transformations"; task=compensate): the models of
+"""Rotation compensation ("Just Deep is too Flat" (Potapov), "Compensation of Transformations"; task=compensate): the models of
 hyperbench/models/transform.py with a control that looks at the rotated image itself instead of the angle.
 
     ImageControl  conv 20 5x5 s2 -> ReLU -> conv 10 5x5 s2 -> ReLU -> dense `hidden` -> ReLU (published.md

@@ -1,4 +1,4 @@
-"""Static hypernetwork of Ha et al. (seed 002, section 3): conv kernels generated from embeddings.
+"""Static hypernetwork of Ha et al. (Vineet's CS618 report, section 3): conv kernels generated from embeddings.
 
 For a layer embedding z (N_z numbers) the generator g produces one kernel tile of
 in_size x out_size filters of f x f:

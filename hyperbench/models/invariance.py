@@ -1,4 +1,4 @@
-"""Seed 001 "Recognition" classifiers: the reference CNN family and a dynamic hypernetwork row.
+"""Potapov, "Can Deep Networks Learn Invariants?", "Recognition" classifiers: the reference CNN family and a dynamic hypernetwork row.
 
     cnn:  conv 64 4x4 s2 -> leaky-ReLU(0.1) -> conv 128 4x4 s2 -> leaky-ReLU -> dense 1024 -> leaky-ReLU -> dense K
           (padding 1, i.e. TensorFlow's 'same' for 4x4 stride 2: 28 -> 14 -> 7)
@@ -39,7 +39,7 @@ class ConvBlock(nn.Module):
 
 
 class RotationCNN(nn.Module):
-    """The seed-001 reference CNN and its variants. `first` replaces the first conv (hyper_cnn)."""
+    """The invariance-study reference CNN and its variants. `first` replaces the first conv (hyper_cnn)."""
 
     def __init__(self, num_classes: int = 8, in_channels: int = 1, image_size: int = 28,
                  channels: tuple[int, int] = (64, 128), hidden: int = 1024, batch_norm: bool = False,

@@ -1,5 +1,5 @@
 """Models that learn an image transformation f(x, a): an image x and the transformation parameters a
-(rotation: cos a, sin a) in, the transformed image out (seeds 000 and 001, published.md section 4).
+(rotation: cos a, sin a) in, the transformed image out (Potapov's SingularityNET articles, docs/references.md).
 
     ae                conv 64 4x4 s2 -> conv 128 4x4 s2 -> dense 1024 -> latent 10 (the encoder);
                       [latent, condition] -> dense 1024 -> dense 7x7x128 -> deconv 64 4x4 s2 -> deconv 1 4x4 s2, tanh

@@ -1,4 +1,4 @@
-"""Seed 002 CIFAR-10 main network (Table 1): VGG-BlockN, its conv kernels learned or generated.
+"""Vineet's CS618 report CIFAR-10 main network (Table 1): VGG-BlockN, its conv kernels learned or generated.
 
     block b (channels 16, 32, 64):  conv 3x3 same, ReLU, conv 3x3 same, ReLU, max-pool 2, dropout 0.4
     VGG-BlockN = blocks 1..N, then dense 128, ReLU, dropout, dense 10
@@ -27,7 +27,7 @@ class VGGBlocks(nn.Module):
                  generator: KernelGenerator | None = None, ksize: int = 3):
         super().__init__()
         if not 1 <= blocks <= len(WIDTHS):
-            raise ConfigError(f"model.blocks must be 1, 2 or 3 (VGG-Block1..3 of seed 002), got {blocks!r}.")
+            raise ConfigError(f"model.blocks must be 1, 2 or 3 (VGG-Block1..3 of Vineet's CS618 report), got {blocks!r}.")
         for key, p in (("block_dropout", block_dropout), ("dense_dropout", dense_dropout)):
             if not 0 <= p < 1:
                 raise ConfigError(f"model.{key} must be a probability in [0, 1), got {p!r}.")
@@ -64,7 +64,7 @@ class VGGBlocks(nn.Module):
         return self.fc2(x)
 
     def conv_params(self) -> int:
-        """Seed 002's "Conv Parameters": every conv layer but the first. Learned layers count weight
+        """Vineet's CS618 report's "Conv Parameters": every conv layer but the first. Learned layers count weight
         and bias; a hypernetwork counts its generator once plus every tile embedding (the
         un-generated biases are not counted, as in Table 2)."""
         rest = [m for _, m in self.named_convs()[1:]]

@@ -1,4 +1,4 @@
-"""`hyperbench-report PATH...`: turn run and sweep directories into the seeds' tables.
+"""`hyperbench-report PATH...`: turn run and sweep directories into the published tables, ours beside theirs.
 
 Reads only files in run directories (metrics.json, .hydra/config.yaml, model.pt), so it works the
 same for local, joblib and SLURM sweeps. Writes into <first PATH>/report/ (or --out): runs.csv, one CSV
@@ -7,7 +7,8 @@ page self-contained (figures embedded). Runs whose configs differ only in seed (
 not change what is measured, report/common.NOT_CONFIG) are one configuration: mean ± std (n) over seeds.
 
 Each task's tables live in their own module with a `section(ok_runs, out) -> list[markdown]`;
-SECTIONS lists them in the order the report prints them.
+SECTIONS lists them in the order the report prints them. Published columns cite their source by a short key
+(published.REFERENCES); the report ends with those references.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
+from ..published import references_markdown
 from . import cifar, compensate, invariance, mnist, seeds, transform
 from .common import config_key
 from .html import to_html
@@ -78,6 +80,7 @@ def build_report(paths: list[Path], out: Path) -> str:
     if not failed.empty:
         lines = [f"- `{r.run_dir}` ({r.model}): **{r.status}**: {str(r.error).strip()}" for r in failed.itertuples()]
         sections.append(f"## Failed runs ({len(failed)})\n\n" + "\n".join(lines))
+    sections.append(references_markdown())
     text = "\n\n".join(sections) + "\n"
     write_text(out / "report.md", text)
     write_text(out / "report.html", to_html(text, out))

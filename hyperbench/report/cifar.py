@@ -1,4 +1,4 @@
-"""Seed 002 CIFAR-10 section: Tables 3, 4 and 5 (VGG-Block1, 2, 3), one table per block."""
+"""Vineet's CS618 report CIFAR-10 section: Tables 3, 4 and 5 (VGG-Block1, 2, 3), one table per block."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import write_text
-from ..published import CIFAR_MISPRINTS, CIFAR_TABLES, row_label
+from ..published import CIFAR_MISPRINTS, CIFAR_TABLES, VINEET, row_label
 from .common import markdown, selection_table
 
 
@@ -35,7 +35,7 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     parts = []
     for block, table in cifar_tables(cifar).items():
         write_text(out / f"table{block + 2}_cifar_block{block}.csv", table.to_csv(index=False))
-        md = (f"## CIFAR-10 VGG-Block{block}, seed 002 Table {block + 2}\n\n"
+        md = (f"## CIFAR-10 VGG-Block{block}: Table {block + 2} of {VINEET}\n\n"
               "Conv Parameters exclude the first conv layer and come out of the model. Best Test Accuracy = "
               "test accuracy at the best-validation epoch of the validation-selected lr.\n\n" + markdown(table))
         write_text(out / f"table{block + 2}_cifar_block{block}.md", md + "\n")

@@ -7,6 +7,8 @@ from typing import Callable
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ..published import VINEET, published_column
+
 # Keys that do not change what a run measures: runs differing only in these (and in seed) are
 # repetitions of one configuration, and the report pools them as mean ± std (n) over seeds.
 NOT_CONFIG = ("seed", "outputs_root", "data.root", "data.download", "trainer.resume", "trainer.checkpoint_every",
@@ -41,19 +43,19 @@ def ordered(models, known_first) -> list[str]:
 
 
 def count_check(params: int, printed: int | None, formula_misprint: bool = False) -> str:
-    """Compare a count that came out of the model with the one the seed prints."""
+    """Compare a count that came out of the model with the one the source prints."""
     if printed is None:
         return ""
     if params == printed:
         return "match"
-    why = " (the seed's printed count breaks the formula its other rows follow)" if formula_misprint else ""
-    return f"DIFFERS: seed prints {printed:,}, model has {params:,}{why}"
+    why = " (the printed count breaks the formula its other rows follow)" if formula_misprint else ""
+    return f"DIFFERS: published {printed:,}, model has {params:,}{why}"
 
 
 def selection_table(runs: pd.DataFrame, order: list[str], label: Callable[[str], str],
                     published: dict[str, tuple[float | None, int | None]],
                     misprints: frozenset[str] = frozenset()) -> pd.DataFrame:
-    """Seed 002's table layout (Model | Best Test Accuracy | Conv Parameters), published values
+    """The CS618 report's table layout (Model | Best Test Accuracy | Conv Parameters), published values
     beside ours. Per model, the configuration (lr, ...) with the best mean validation accuracy is selected
     (never by test accuracy); its runs (seeds) give mean ± std (n)."""
     rows = []
@@ -67,9 +69,9 @@ def selection_table(runs: pd.DataFrame, order: list[str], label: Callable[[str],
         rows.append({
             "Model": label(model),
             "Best Test Accuracy": mean_std(sel.test_acc),
-            "Best Test Accuracy (seed 002)": f"{100 * pub_acc:.2f}%" if pub_acc else "",
+            published_column("Best Test Accuracy", VINEET): f"{100 * pub_acc:.2f}%" if pub_acc else "",
             "Conv Parameters": f"{params:,}",
-            "Conv Parameters (seed 002)": f"{pub_params:,}" if pub_params else "",
+            published_column("Conv Parameters", VINEET): f"{pub_params:,}" if pub_params else "",
             "Count check": count_check(params, pub_params, model in misprints),
             "Val Accuracy": mean_std(sel.val_acc),
             "lr": lr,

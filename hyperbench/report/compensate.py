@@ -1,4 +1,4 @@
-"""Seed 000 "Compensation of Transformations" section: per model, the loss of the normalised digit against the
+"""Potapov, "Just Deep is too Flat", "Compensation of Transformations" section: per model, the loss of the normalised digit against the
 upright one inside / outside [-45, 45] for 4, 9 and the control 3, the 6/9 figure (tasks/compensate.py's
 definition), the digit-4 loss-versus-angle curves of all models in one figure, and the transfer runs."""
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
+from ..published import POTAPOV_HYPERNETS
 from .common import markdown, ordered
-from .transform import _curves, _transform, task_section
+from .transform import _curves, _transform, budget, budget_note, task_section
 
 ROWS = ("hypernet_deep", "hypernet_shallow", "ae", "aae")
 
@@ -30,7 +31,7 @@ def compensate_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["6s in / out"] = _pair(sel, "confused_6_in", "confused_6_out")
         row["9s in / out"] = _pair(sel, "confused_9_in", "confused_9_out")
         row["rotated inputs in / out"] = _pair(sel, "six_nine_input_confused_in", "six_nine_input_confused_out")
-        row["steps"] = int(sel.steps.max()) if "steps" in sel else ""
+        row["budget"] = budget(sel)
         row["run s"] = f"{sel.run_time_s.mean():.0f}" if "run_time_s" in sel else ""
         row["params"] = f"{int(sel.total_params.iloc[0]):,}"
         rows.append(row)
@@ -43,12 +44,12 @@ def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
     transform = _transform(runs.run_dir.iloc[0])
     table = compensate_table(runs)
     write_text(out / "table_compensate.csv", table.to_csv(index=False))
-    head = (f"## Rotation compensation without a known angle (seed 000)\n\nProtocol: {transform.describe()}. The model "
+    head = (f"## Rotation compensation without a known angle ({POTAPOV_HYPERNETS})\n\nProtocol: {transform.describe()}. The model "
             f"gets only the rotated image and must output the upright digit. digit d: in / out = mean MSE (images in "
             f"[-1, 1]) of the normalised digit against the upright one over the {transform.axis} curve inside / "
             f"outside the restricted range. 6/9 confused = fraction of rotated test 6s and 9s whose normalisation "
             f"is closer (MSE) to the other digit's mean upright training image than to its own; 'rotated inputs' "
-            f"applies the same test to the rotated input itself.\n\n" + markdown(table))
+            f"applies the same test to the rotated input itself. " + budget_note(runs, ROWS) + "\n\n" + markdown(table))
     write_text(out / "table_compensate.md", head + "\n")
     parts = [head]
     curves = _curves(runs, transform.axis)

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}"
+         "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px;"
+         "max-width:28em;overflow-wrap:anywhere;vertical-align:top}"
          "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}")
 
 

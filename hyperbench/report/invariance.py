@@ -1,4 +1,4 @@
-"""Seed 001 "Recognition" section: Ptest / P34in / Pout / Pinv per model beside the published values,
+"""Potapov, "Can Deep Networks Learn Invariants?", "Recognition" section: Ptest / P34in / Pout / Pinv per model beside the published values,
 and the accuracy-versus-angle curves of all models in one figure."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
-from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL
+from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL, POTAPOV_INVARIANTS, published_column
 from .common import markdown, mean_std, ordered
 
 METRICS = (("ptest", "Ptest"), ("p34in", "P34in"), ("pout", "Pout"), ("pinv", "Pinv"))
@@ -15,8 +15,8 @@ ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn
 
 
 def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (protocol, model): each metric as mean ± std over seeds beside seed 001's value
-    (published values only for runs of exactly the seed-001 protocol)."""
+    """One row per (protocol, model): each metric as mean ± std over seeds beside the published value
+    (only for runs of exactly the published protocol, rotation=restricted34)."""
     rows = []
     runs = runs.assign(protocol=runs.protocol.fillna(""))
     several = runs.protocol.nunique() > 1
@@ -27,7 +27,7 @@ def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
             row = {"Model": model} if not several else {"Model": model, "protocol": protocol}
             for i, (key, label) in enumerate(METRICS):
                 row[label] = mean_std(sel[key], 3, percent=False) if key in sel else ""
-                row[f"{label} (seed 001)"] = f"{pub[i]:.3f}" if pub else ""
+                row[published_column(label, POTAPOV_INVARIANTS)] = f"{pub[i]:.3f}" if pub else ""
             row["epochs"] = int(sel.epochs_completed.max())
             row["s/epoch"] = round(float(sel.seconds_per_epoch.mean()), 1)
             row["wall (s)"] = round(float(sel.run_time_s.mean()), 0) if "run_time_s" in sel else ""
@@ -38,7 +38,7 @@ def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def curves_figure(runs: pd.DataFrame, out: Path) -> Path | None:
     """Every model's acc_vs_angle.csv (mean over its seeds) in one figure; the shading is the first run's
-    protocol (the seed-001 one when present)."""
+    protocol (the published one, restricted34, when present)."""
     from ..plots import angle_curves_figure
     from ..rotation import RotationProtocol
 
@@ -65,12 +65,12 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     write_text(out / "table_invariance.csv", table.to_csv(index=False))
     others = "; ".join(f"{name}: " + ", ".join(f"{label} {v:.3f}" for (_, label), v in zip(METRICS, values))
                        for name, values in INVARIANCE_OTHERS.items())
-    md = ("## Invariance of recognition under rotation, seed 001\n\n"
+    md = (f"## Invariance of recognition under rotation ({POTAPOV_INVARIANTS})\n\n"
           "Fractions of the test set classified correctly, averaged over task.eval_repeats random rotations: "
           "Ptest = every digit within its training range, P34in / Pout / Pinv = the restricted digits (3 and 4) "
           "in [-45, 45] / [45, 315] / [135, 225]. Model at the best-validation epoch; several seeds show as "
-          "mean ± std (n). Seed 001 trained 300 epochs; the budget here is the epochs column.\n\n"
-          + markdown(table) + (f"\n\nSeed 001 rows not built here: {others}." if others else ""))
+          "mean ± std (n). The published models trained 300 epochs; the budget here is the epochs column.\n\n"
+          + markdown(table) + (f"\n\nPublished rows not built here: {others}." if others else ""))
     write_text(out / "table_invariance.md", md + "\n")
     parts = [md]
     fig = curves_figure(runs, out)

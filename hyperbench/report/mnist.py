@@ -1,4 +1,4 @@
-"""Seed 002 MNIST section: Table 2, the appendix learning-rate grid and Figure 2."""
+"""Vineet's CS618 report MNIST section: Table 2, the appendix learning-rate grid and Figure 2."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,18 +6,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
-from ..published import MNIST_LR_GRID, MNIST_TABLE2, row_label
+from ..published import MNIST_LR_GRID, MNIST_TABLE2, VINEET, published_column, row_label
 from .common import markdown, mean_std, ordered, selection_table
 
 
 def mnist_table2(ok: pd.DataFrame) -> pd.DataFrame:
-    """Seed 002 Table 2: per model the lr with the best mean validation accuracy (selection by
+    """Table 2 of Vineet's CS618 report: per model the lr with the best mean validation accuracy (selection by
     validation, never by test), its test accuracy, and the conv-parameter count."""
     return selection_table(ok, list(MNIST_TABLE2), row_label, MNIST_TABLE2)
 
 
 def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
-    """Seed 002 appendix Tables 6-7: every (model, lr) with validation and test accuracy."""
+    """Appendix Tables 6-7 of Vineet's CS618 report: every (model, lr) with validation and test accuracy."""
     rows = []
     for model in ordered(ok.model.unique(), MNIST_TABLE2):
         for _, runs in sorted(ok[ok.model == model].groupby("config_key"), key=lambda kv: kv[1].lr.iloc[0]):
@@ -25,15 +25,15 @@ def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
             pub = MNIST_LR_GRID.get((model, round(float(lr), 6)))
             rows.append({
                 "Model": row_label(model), "lr": lr,
-                "Val Accuracy": mean_std(runs.val_acc), "Val (seed 002)": f"{100 * pub[0]:.2f}%" if pub else "",
-                "Test Accuracy": mean_std(runs.test_acc), "Test (seed 002)": f"{100 * pub[1]:.2f}%" if pub else "",
+                "Val Accuracy": mean_std(runs.val_acc), published_column("Val", VINEET): f"{100 * pub[0]:.2f}%" if pub else "",
+                "Test Accuracy": mean_std(runs.test_acc), published_column("Test", VINEET): f"{100 * pub[1]:.2f}%" if pub else "",
                 "Conv Parameters": f"{int(runs.conv_params.iloc[0]):,}",
             })
     return pd.DataFrame(rows)
 
 
 def figure2(ok: pd.DataFrame, out: Path) -> Path | None:
-    """Seed 002 Figure 2: conv2 kernels learned by the ConvModel next to those a hypernetwork generates
+    """Figure 2 of Vineet's CS618 report: conv2 kernels learned by the ConvModel next to those a hypernetwork generates
     (the best-validation run of each kind)."""
     from ..models import model_from_run
     from ..plots import kernels_figure, labelled_kernels
@@ -48,7 +48,7 @@ def figure2(ok: pd.DataFrame, out: Path) -> Path | None:
         panels.update(labelled_kernels(model, row_label(best.model)))
     if len(panels) < 2:
         return None
-    return save_figure(kernels_figure(panels, "Seed 002 Figure 2: MNIST conv2 kernels"), out / "figure2_filters.png")
+    return save_figure(kernels_figure(panels, f"MNIST conv2 kernels (Figure 2 of {VINEET})"), out / "figure2_filters.png")
 
 
 def section(ok: pd.DataFrame, out: Path) -> list[str]:
@@ -58,8 +58,8 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     parts = []
     t2 = mnist_table2(mnist)
     write_text(out / "table2_mnist.csv", t2.to_csv(index=False))
-    md = ("## MNIST, seed 002 Table 2\n\nBest Test Accuracy = test accuracy at the best-validation epoch, "
-          "for the learning rate with the best validation accuracy (the seed picked by test accuracy). "
+    md = (f"## MNIST: Table 2 of {VINEET}\n\nBest Test Accuracy = test accuracy at the best-validation epoch, "
+          "for the learning rate with the best validation accuracy (the report picked by test accuracy). "
           "Runs whose configs differ only in seed are pooled: mean ± std (n) over seeds.\n\n"
           + markdown(t2))
     write_text(out / "table2_mnist.md", md + "\n")
@@ -67,7 +67,7 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     if mnist.groupby("model").lr.nunique().max() > 1:
         grid = mnist_lr_grid(mnist)
         write_text(out / "lr_grid_mnist.csv", grid.to_csv(index=False))
-        md = "## MNIST learning-rate grid, seed 002 appendix Tables 6-7\n\n" + markdown(grid)
+        md = f"## MNIST learning-rate grid: appendix Tables 6-7 of {VINEET}\n\n" + markdown(grid)
         write_text(out / "lr_grid_mnist.md", md + "\n")
         parts.append(md)
     fig = figure2(mnist, out)

@@ -1,6 +1,7 @@
-"""Seeds 000/001 "Generation" section: reconstruction loss at 0, +-45, +-90 and 180 degrees per model and digit
-beside the published autoencoder values, the digit-4 loss-versus-angle curves of all models in one figure
-(seed 000's colours), and the transfer evaluations (task=transform eval.run=...) on other images."""
+"""Learning transformations (Potapov's SingularityNET articles, "Generation" and "Learning Transformations"): the
+reconstruction loss at 0, +-45, +-90 and 180 degrees per model and digit beside the published autoencoder values, each
+row's training budget (with a warning when the compared rows' budgets differ), the digit-4 loss-versus-angle curves of
+all models in one figure (the articles' colours), and the transfer evaluations (task=transform eval.run=...)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
-from ..published import TRANSFORM_AE
+from ..published import POTAPOV_HYPERNETS, POTAPOV_INVARIANTS, SEMANTIC_VISION, TRANSFORM_AE
 from .common import markdown, ordered
 
 ROWS = ("ae", "aae", "hypernet_shallow", "hypernet_deep")
@@ -25,6 +26,25 @@ def _curves(runs: pd.DataFrame, axis: str) -> dict[str, pd.DataFrame]:
         if frames:
             out[model] = pd.concat(frames).groupby(axis, as_index=False).mean()
     return out
+
+
+def budget(sel: pd.DataFrame) -> str:
+    """A model's training budget: optimizer steps of a batch size (the most any of its runs made)."""
+    if "steps" not in sel or sel.steps.isna().all():
+        return ""
+    batch = f" of {int(sel.batch_size.max())}" if "batch_size" in sel and sel.batch_size.notna().any() else ""
+    return f"{int(sel.steps.max()):,} steps{batch}"
+
+
+def budget_note(runs: pd.DataFrame, order) -> str:
+    """One sentence on the compared rows' budgets: the common one, or a warning that lists each when they differ."""
+    budgets = {m: budget(runs[runs.model == m]) for m in ordered(runs.model.unique(), order)}
+    if len(set(budgets.values())) <= 1:
+        common = next(iter(budgets.values()), "")
+        return f"Every model here trained {common} (the reference code trained about 100k steps)." if common else ""
+    listed = "; ".join(f"{m}: {b or 'unknown'}" for m, b in budgets.items())
+    return (f"**Warning: the compared rows were trained on different budgets** ({listed}); a gap between rows may be "
+            f"the budget, not the model. The budget column gives each row's.")
 
 
 def _at(df: pd.DataFrame, col: str, angle: float) -> float | None:
@@ -44,9 +64,9 @@ def angle_table(runs: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataF
             continue
         pub = TRANSFORM_AE.get(digit)
         if pub:
-            rows.append({"digit": digit, "model": "autoencoder, published (repo README)",
-                         **{h: v for h, v in zip(HEADS, pub)}, "in range": "", "outside": "", "steps": "",
-                         "params": ""})
+            rows.append({"digit": digit, "model": f"autoencoder, published ({SEMANTIC_VISION})",
+                         **{h: v for h, v in zip(HEADS, pub)}, "in range": "", "outside": "",
+                         "budget": "about 100k steps of 128", "params": ""})
         for model, df in curves.items():
             if col not in df:
                 continue
@@ -56,7 +76,7 @@ def angle_table(runs: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataF
                 row[head] = _fmt([_at(df, col, a) for a in angles])
             for key, label in ((f"curve_in_{col}", "in range"), (f"curve_out_{col}", "outside")):
                 row[label] = f"{sel[key].mean():.3f}" if key in sel else ""
-            row["steps"] = int(sel.steps.max()) if "steps" in sel else ""
+            row["budget"] = budget(sel)
             row["params"] = f"{int(sel.total_params.iloc[0]):,}"
             rows.append(row)
     return pd.DataFrame(rows)
@@ -80,11 +100,10 @@ def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
         curves = _curves(fam, transform.axis)
         if not curves:
             continue
-        head = (f"## Learning to {family}: autoencoders vs HyperNets (seeds 000 and 001)\n\n"
+        head = (f"## Learning to {family}: autoencoders vs HyperNets ({POTAPOV_INVARIANTS}, {POTAPOV_HYPERNETS})\n\n"
                 f"Protocol: {transform.describe()}. Reconstruction MSE (images in [-1, 1]) on test digits, "
                 f"{transform.axis} curve from recon_vs_{transform.axis}.csv; in range / outside = the curve's mean "
-                f"inside / outside the restricted digits' training range. Same budget for every model "
-                f"(steps column; the reference trained 100k steps).")
+                f"inside / outside the restricted digits' training range. " + budget_note(fam, ROWS))
         if transform.axis == "angle" and family == "rotate":
             table = angle_table(fam, curves)
             write_text(out / f"table_transform_{family}.csv", table.to_csv(index=False))

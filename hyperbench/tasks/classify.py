@@ -62,7 +62,7 @@ def classification_objective(cfg: DictConfig) -> Objective:
 
 def kernel_panels(cfg: DictConfig, model) -> dict:
     """This run's kernels, after those of task.compare_with (a finished run, e.g. a ConvModel) if set:
-    seed 002 Figure 2 puts learned filters beside the hypernetwork's."""
+    Figure 2 of Vineet's CS618 report puts learned filters beside the hypernetwork's."""
     panels = {}
     if cfg.task.get("compare_with"):
         ref_cfg, ref = model_from_run(cfg.task.compare_with)

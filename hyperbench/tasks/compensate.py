@@ -1,6 +1,6 @@
-"""task=compensate: rotation compensation without a known angle (seed 000, "Compensation of Transformations";
-published.md section 4). The model receives only the transformed image (rotate: the digit rotated by an
-angle drawn from the rotation= protocol, seed000: 4 and 9 within [-45, 45], the others over the full circle)
+"""task=compensate: rotation compensation without a known angle ("Just Deep is too Flat" (Potapov), "Compensation of Transformations";
+docs/references.md). The model receives only the transformed image (rotate: the digit rotated by an
+angle drawn from the rotation= protocol, restricted49: 4 and 9 within [-45, 45], the others over the full circle)
 and must output the upright digit; MSE loss. The angle never reaches the model: it is wrapped in a
 Compensator (hyperbench/models/compensate.py) whose forward takes the image alone, and the HyperNets'
 control network (ImageControl) looks at that image instead of (cos a, sin a).
@@ -12,7 +12,7 @@ at every task.curve_step degrees of the full circle, for task.curve_digits 4, 9 
 grid_digit<d>.png (upright digit, then rotated input | normalisation at -180 ... 135 degrees), history.csv,
 curves.png, model.pt, and transfer with eval.run=<compensate run> eval.images=<...>. Added here:
 
-    six_nine.csv/.png   the 6/9 figure (seed 000: "the model somehow learns to distinguish rotated 6 and 9,
+    six_nine.csv/.png   the 6/9 figure (Potapov's HyperNets article: "the model somehow learns to distinguish rotated 6 and 9,
                         although it was not always correct"). Definition: the normalisation of a rotated test 6
                         is *confused* when its MSE to the mean upright 9 of the training split is lower than
                         its MSE to the mean upright 6 (and the other way round for 9s). Columns: the confused

@@ -1,4 +1,4 @@
-"""task=invariance: seed 001 "Recognition". Train a classifier on rotated digits under a rotation
+"""task=invariance: "Can Deep Networks Learn Invariants?" (Potapov), "Recognition". Train a classifier on rotated digits under a rotation
 protocol (rotation= group, hyperbench/rotation.py) and measure whether the restricted digits are
 recognised outside their training range.
 
@@ -7,7 +7,7 @@ Model selection: accuracy on the validation split rotated once (seeded by task.e
 training ranges; the per-epoch test_acc is the same on one fixed rotation of the test split.
 Metrics of the best-validation model, averaged over task.eval_repeats random rotations of the test
 split: ptest (every digit within its training range) and one per rotation.eval entry (the
-restricted digits in that range; seed001: p34in, pout, pinv). Also the accuracy at every
+restricted digits in that range; restricted34: p34in, pout, pinv). Also the accuracy at every
 task.curve_step degrees over the full circle, for the restricted digits and for the others.
 
 Writes metrics.json, history.csv, curves.png, acc_vs_angle.csv, acc_vs_angle.png and model.pt; for a model

@@ -1,6 +1,6 @@
 """The decoder-reconstruction grid of task=invariance for models that have `reconstruct(x)` (capsnet):
 test images of the restricted digits at angles inside and outside their training range, each input above
-the model's reconstruction, which is masked by the predicted class (seed 001: out-of-range 3s and 4s are
+the model's reconstruction, which is masked by the predicted class (Potapov's invariance article: out-of-range 3s and 4s are
 reconstructed as other digits)."""
 from __future__ import annotations
 

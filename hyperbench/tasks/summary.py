@@ -26,7 +26,7 @@ def _table(rows: list[tuple], right: set[int]) -> list[str]:
 
 def describe(model, title: str) -> str:
     """Every module that owns parameters, then (for a hypernetwork) each generated layer with its
-    kernel shape and tiles, and the seed-002 conv-parameter count."""
+    kernel shape and tiles, and the CS618-report conv-parameter count."""
     rows = [("module", "type", "parameters", "notes")]
     for name, mod in model.named_modules():
         own = sum(p.numel() for p in mod.parameters(recurse=False))
@@ -55,7 +55,7 @@ def describe(model, title: str) -> str:
         rows.append(("all", "", sum(r["tiles"] for r in layers), f"{emb:,}"))
         lines += ["", *_table(rows, {2, 3}), "", f"hypernetwork parameters: {gen:,}; embeddings: {emb:,}"]
     if hasattr(model, "conv_params"):
-        lines += ["", f"conv parameters (seed 002 definition): {model.conv_params():,}"]
+        lines += ["", f"conv parameters (as counted in Vineet, CS618 report): {model.conv_params():,}"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
-"""task=transform: learn an image transformation f(x, a) (seeds 000 and 001, "Generation"; published.md
+"""task=transform: learn an image transformation f(x, a) (Potapov's SingularityNET articles, "Generation"; published.md
 section 4). A model gets an image in [-1, 1] and the transformation parameters and must output the
 transformed image; MSE loss. The family is the transform= group (rotate, shift, affine); for rotate the
-ranges come from the rotation= group (seed000: 4 and 9 trained within [-45, 45], the others in [-180, 180)).
+ranges come from the rotation= group (restricted49: 4 and 9 trained within [-45, 45], the others in [-180, 180)).
 
 Training pairs are drawn afresh on the device for every batch. Model selection: the lowest validation MSE,
 the validation split (its first task.epoch_eval_images images) transformed by one fixed, seeded draw
@@ -214,7 +214,7 @@ def write_grid(path: Path, model, x: torch.Tensor, problem: Learn, title: str, f
 
 
 def without_removed(data: DataBundle, transform: Transform) -> DataBundle:
-    """Drop the digits a rotation protocol removes (e.g. rotation=seed001 takes out 6 and 9); labels stay digits."""
+    """Drop the digits a rotation protocol removes (e.g. rotation=restricted34 takes out 6 and 9); labels stay digits."""
     removed = getattr(getattr(transform, "protocol", None), "removed", ())
     if not removed:
         return data
