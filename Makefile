@@ -4,23 +4,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EPOCHS ?= 20
-# Potapov, "Can Deep Networks Learn Invariants?": table budget: epochs per row (3: the six CNN rows took 20 minutes on 2 CPU cores, capsnet 48 minutes, README).
+# Invariance study (Potapov, "Can Deep Networks Learn Invariants?"): epochs per row. 3 epochs: the six CNN rows took
+# 20 minutes on 2 CPU cores, capsnet 48 minutes (docs/studies/invariance.md).
 INVARIANCE_EPOCHS ?= 3
-# Potapov's SingularityNET articles, "Generation" budget, the same for all four models: one pass over TRANSFORM_TRAIN_SIZE training
-# pairs (312 steps of 128). make curves-transform took 8 min 54 s with it on 2 shared CPU cores (the shallow
-# HyperNet 6.5 min of that); see README "Learning transformations".
+# Learning transformations (Potapov's SingularityNET articles), the same budget for all four models: one pass over
+# TRANSFORM_TRAIN_SIZE training pairs (312 steps of 128); its measured wall time is in
+# docs/studies/transformations.md.
 TRANSFORM_EPOCHS ?= 1
 TRANSFORM_TRAIN_SIZE ?= 40000
 TRANSFORM_ARGS ?=
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 TRANSFORM_SWEEP ?= outputs/sweeps/$(STAMP)_curves-transform
-# "Just Deep is too Flat" (Potapov), "Compensation of Transformations": the same budget as curves-transform by default (README).
+# Rotation compensation (Potapov, "Just Deep is too Flat"): the same budget as curves-transform by default
+# (docs/studies/compensation.md).
 COMPENSATE_EPOCHS ?= $(TRANSFORM_EPOCHS)
 COMPENSATE_TRAIN_SIZE ?= $(TRANSFORM_TRAIN_SIZE)
 COMPENSATE_ARGS ?=
 COMPENSATE_SWEEP ?= outputs/sweeps/$(STAMP)_curves-compensate
 
-# Offline datasets: use ../shared/data when it sits beside the checkout (as on CI).
+# Data root: HYPERBENCH_DATA from your environment; CI keeps the datasets in a shared folder beside the checkout.
 ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
@@ -35,7 +37,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,cluster]'
 	touch $@
 
-## The main job: CS618-report Hyper5_5 on MNIST with the paper recipe, EPOCHS epochs.
+## The main job: Hyper5_5 on MNIST with the recipe of Vineet's CS618 report, EPOCHS epochs.
 run: install
 	$(BIN)/hyperbench model=hyper5_5 data=mnist trainer.epochs=$(EPOCHS)
 
@@ -61,16 +63,17 @@ table-cifar: install
 	$(BIN)/hyperbench -m experiment=table_cifar trainer.epochs=$(EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-cifar
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-cifar
 
-## Potapov, "Can Deep Networks Learn Invariants?": "Recognition": Ptest/P34in/Pout/Pinv of the six CNN rows, then the report (one table, one figure).
+## Invariance study (Potapov, "Can Deep Networks Learn Invariants?", "Recognition"): Ptest/P34in/Pout/Pinv of the
+## six CNN rows, then the report (one table, one figure).
 table-invariance: install
 	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
 
-## Issue 9 benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test).
+## Benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test; docs/performance.md).
 bench: install
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
-## Potapov's SingularityNET articles, "Generation": ae, aae, shallow and deep HyperNet learn rotation under rotation=restricted49 on one
+## Learning transformations (Potapov's SingularityNET articles): ae, aae, shallow and deep HyperNet learn rotation under rotation=restricted49 on one
 ## budget; each is then evaluated on the rendered symbols; the report overlays the digit-4 loss-vs-angle curves.
 curves-transform: install
 	$(BIN)/hyperbench -m experiment=curves_transform trainer.epochs=$(TRANSFORM_EPOCHS) data.train_size=$(TRANSFORM_TRAIN_SIZE) $(TRANSFORM_ARGS) hydra.sweep.dir=$(TRANSFORM_SWEEP)
@@ -79,7 +82,7 @@ curves-transform: install
 	done
 	$(BIN)/hyperbench-report $(TRANSFORM_SWEEP)
 
-## "Just Deep is too Flat" (Potapov), "Compensation of Transformations": the deep HyperNet (control network fed the rotated image) and the
+## Rotation compensation (Potapov, "Just Deep is too Flat"): the deep HyperNet (control network fed the rotated image) and the
 ## plain autoencoder normalise rotated digits on one budget; transfer to the rendered symbols; the report overlays
 ## their digit-4 curves and tabulates the 6/9 figure.
 curves-compensate: install

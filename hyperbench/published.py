@@ -35,7 +35,7 @@ def references_markdown() -> str:
 
 
 def row_label(model_name: str) -> str:
-    """A model config name as the seed's tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5,
+    """A model config name as the published tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5,
     vgg_block2 -> VGG-Block2 ConvModel, vgg_block2_hyper16_16 -> VGG-Block2 Hyper16_16."""
     m = re.fullmatch(r"vgg_block(\d+)(?:_(.+))?", model_name)
     if m:
@@ -87,10 +87,10 @@ CIFAR_TABLES: dict[int, dict[str, tuple[float, int]]] = {
 CIFAR_MISPRINTS = frozenset({"vgg_block2_hyper4_4", "vgg_block3_hyper8_16", "vgg_block3_hyper16_16"})
 
 # Potapov, "Can Deep Networks Learn Invariants?": "Recognition" (docs/references.md): model config name -> (Ptest, P34in, Pout, Pinv).
-# The seed's "best CNN" is the one with batch norm and dropout; it gives no numbers for the deeper CNN.
+# The article's "best CNN" is the one with batch norm and dropout; it gives no numbers for the deeper CNN.
 INVARIANCE_PROTOCOL = ("6, 9 removed; 3, 4 trained in [-45, 45], the others in [0, 360); "
                        "p34in [-45, 45], pout [45, 315], pinv [135, 225]")  # RotationProtocol.describe() of restricted34
-# Model config name -> (Ptest, P34in, Pout, Pinv) of the seed's row: cnn = "CNN (2 conv + 2 dense)",
+# Model config name -> (Ptest, P34in, Pout, Pinv) of the published row: cnn = "CNN (2 conv + 2 dense)",
 # cnn_bn_dropout = "best CNN with batch norm + dropout", capsnet = "CapsNet, dynamic routing",
 # capsnet_em = "CapsNet, EM routing" (Pinv 0.090; 0.089 in the repo README).
 INVARIANCE: dict[str, tuple[float, float, float, float]] = {
@@ -99,7 +99,7 @@ INVARIANCE: dict[str, tuple[float, float, float, float]] = {
     "capsnet": (0.991, 0.996, 0.249, 0.009),
     "capsnet_em": (0.976, 0.989, 0.218, 0.090),
 }
-# Rows of the seed's table hyperbench does not build (printed under the table for reference): none left.
+# Published rows hyperbench does not build (printed under the table for reference): none left.
 INVARIANCE_OTHERS: dict[str, tuple[float, float, float, float]] = {}
 
 # Potapov's SingularityNET articles, "Generation" (docs/references.md): the baseline autoencoder's reconstruction MSE on rotated test

@@ -50,7 +50,7 @@ def margin_loss(lengths: torch.Tensor, y: torch.Tensor, m_plus: float = 0.9, m_m
 
 
 class CapsNet(nn.Module):
-    channels_last = False  # trainer.channels_last=auto leaves it NCHW (measured the same speed: README, CapsNet)
+    channels_last = False  # trainer.channels_last=auto leaves it NCHW (measured the same speed: docs/performance.md)
     eval_chunk = 500  # images per forward pass in evaluation
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28, conv_channels: int = 256,

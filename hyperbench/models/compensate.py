@@ -1,8 +1,8 @@
 """Rotation compensation ("Just Deep is too Flat" (Potapov), "Compensation of Transformations"; task=compensate): the models of
 hyperbench/models/transform.py with a control that looks at the rotated image itself instead of the angle.
 
-    ImageControl  conv 20 5x5 s2 -> ReLU -> conv 10 5x5 s2 -> ReLU -> dense `hidden` -> ReLU (published.md
-                  section 4); a HyperNet's generated layer (GeneratedMixing) turns it into that layer's weights
+    ImageControl  conv 20 5x5 s2 -> ReLU -> conv 10 5x5 s2 -> ReLU -> dense `hidden` -> ReLU (the
+                  semantic-vision code); a HyperNet's generated layer (GeneratedMixing) turns it into that layer's weights
     NoControl     nothing: the autoencoder baseline is a plain autoencoder, rotated image -> upright image
     Compensator   forward(image) = net(image, image): the wrapped model's only input is the rotated image,
                   which is also its condition. No angle (or anything else) can reach it.

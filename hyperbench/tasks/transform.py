@@ -1,5 +1,5 @@
-"""task=transform: learn an image transformation f(x, a) (Potapov's SingularityNET articles, "Generation"; published.md
-section 4). A model gets an image in [-1, 1] and the transformation parameters and must output the
+"""task=transform: learn an image transformation f(x, a) (Potapov's SingularityNET articles, "Generation";
+docs/studies/transformations.md). A model gets an image in [-1, 1] and the transformation parameters and must output the
 transformed image; MSE loss. The family is the transform= group (rotate, shift, affine); for rotate the
 ranges come from the rotation= group (restricted49: 4 and 9 trained within [-45, 45], the others in [-180, 180)).
 
