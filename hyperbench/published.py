@@ -16,12 +16,12 @@ REFERENCES: dict[str, str] = {
     VINEET: 'Vineet, "Hypernetworks", Artificial Neural Networks project report (CS618), after D. Ha, A. Dai and '
             'Q. V. Le, "HyperNetworks", ICLR 2017 (arXiv:1609.09106). Tables 1-7 and Figure 2.',
     POTAPOV_INVARIANTS: 'A. Potapov, "Can Deep Networks Learn Invariants?", SingularityNET AI research blog (Medium), '
-                        'May 2018. "Recognition" (Ptest, Pout, Pinv) and "Generation".',
+                        'May 2018. "Recognition" (Ptest, Pout, Pinv; P34in from its semantic-vision code) and "Generation".',
     POTAPOV_HYPERNETS: 'A. Potapov, "Just Deep is too Flat", SingularityNET AI research blog (Medium), August 2018, '
                        'and Potapov et al., "HyperNets and their application to learning spatial transformations", '
                        'arXiv:1807.09226, 2018. Learning and compensating rotations.',
-    SEMANTIC_VISION: "SingularityNET, semantic-vision (github.com/singnet/semantic-vision), experiments/invariance: "
-                     "the code and README values of the rotation-invariance and autoencoder experiments.",
+    SEMANTIC_VISION: "SingularityNET, semantic-vision, https://github.com/singnet/semantic-vision, experiments/invariance: "
+                     "the code and README results of those articles (the baseline autoencoders' losses by angle).",
 }
 
 
