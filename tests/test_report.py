@@ -129,7 +129,11 @@ def test_report_html_embeds_figures_bounds_the_config_column_and_warns_when_budg
     assert "<b>Warning: the compared rows were trained on different budgets</b>" in page
     srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # self-contained
-    assert re.search(r"td,th\{[^}]*max-width:28em", page)  # no cell wider than 28em
+    assert re.search(r"div\.long\{max-width:28em", page)  # long cells sit in a box of bounded width
+    from hyperbench.report.html import to_html
+
+    long = " ".join(f"task.key{i}={i}" for i in range(12))  # a seeds-table config of 140 characters
+    assert '<td>4</td><td><div class="long">task.key0=0' in to_html(f"| digit | config |\n|---|---|\n| 4 | {long} |", tmp_path)
     assert "<h2>References</h2>" in page
 
     # equal budgets: one sentence naming the common budget, no warning

@@ -8,7 +8,7 @@ from pathlib import Path
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
          "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px;"
-         "max-width:28em;overflow-wrap:anywhere;vertical-align:top}"
+         "vertical-align:top}div.long{max-width:28em;overflow-wrap:break-word}"
          "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}")
 
 
@@ -16,6 +16,16 @@ def _inline(text: str) -> str:
     text = html.escape(text, quote=False)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
+LONG_CELL = 40  # characters: a longer cell is wrapped in a box of bounded width (div.long, at most 28em)
+
+
+def _cell(text: str, tag: str) -> str:
+    inner = _inline(text)
+    if len(text) > LONG_CELL:
+        inner = f'<div class="long">{inner}</div>'
+    return f"<{tag}>{inner}</{tag}>"
 
 
 def _image(alt: str, src: str, base: Path) -> str:
@@ -48,8 +58,8 @@ def to_html(markdown_text: str, base: Path, title: str = "hyperbench report") ->
                 i += 1
             cells = [[c.strip() for c in row.strip().strip("|").split(" | ")] for row in block if not row.startswith("|---")]
             head, body = cells[0], cells[1:]
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+            out.append("<table><tr>" + "".join(_cell(c, "th") for c in head) + "</tr>"
+                       + "".join("<tr>" + "".join(_cell(c, "td") for c in r) + "</tr>" for r in body)
                        + "</table>")
         elif line.startswith("- "):
             items = []

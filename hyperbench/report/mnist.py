@@ -59,7 +59,7 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     t2 = mnist_table2(mnist)
     write_text(out / "table2_mnist.csv", t2.to_csv(index=False))
     md = (f"## MNIST: Table 2 of {VINEET}\n\nBest Test Accuracy = test accuracy at the best-validation epoch, "
-          "for the learning rate with the best validation accuracy (the report picked by test accuracy). "
+          f"for the learning rate with the best validation accuracy ({VINEET} picked by test accuracy). "
           "Runs whose configs differ only in seed are pooled: mean ± std (n) over seeds.\n\n"
           + markdown(t2))
     write_text(out / "table2_mnist.md", md + "\n")
