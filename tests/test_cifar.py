@@ -112,7 +112,7 @@ def test_report_prints_tables_3_and_4_with_misprints_marked(tmp_path, cfg_of):
     assert list(t3.Model) == ["ConvModel", "Hyper4_4"] and list(t4.Model) == ["ConvModel", "Hyper4_4"]
     assert list(t3["Best Test Accuracy, published (Vineet, CS618)"]) == ["71.05%", "64.87%"]
     assert list(t3["Count check"]) == ["match", "match"]
-    assert t4["Count check"][1].startswith("DIFFERS: seed prints 1,056, model has 1,068 (the seed's printed count breaks")
+    assert t4["Count check"][1].startswith("DIFFERS: published 1,056, model has 1,068 (the printed count breaks")
     assert "VGG-Block2: Table 4 of Vineet, CS618" in text and "table2_mnist" not in " ".join(os.listdir(tmp_path / "report"))
 
 
