@@ -32,7 +32,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,cluster]'
+	$(BIN)/pip install -q -e '.[dev,cluster,equivariant]'
 	touch $@
 
 ## The main job: seed-002 Hyper5_5 on MNIST with the paper recipe, EPOCHS epochs.
