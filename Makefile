@@ -34,7 +34,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,cluster]'
+	$(BIN)/pip install -q -e '.[dev,cluster,equivariant]'
 	touch $@
 
 ## The main job: Hyper5_5 on MNIST with the recipe of Vineet's CS618 report, EPOCHS epochs.
@@ -91,6 +91,49 @@ curves-compensate: install
 	  $(BIN)/hyperbench task=compensate eval.run=$$run eval.images=symbols hydra.run.dir=$(COMPENSATE_SWEEP)/transfer_symbols/$$(basename $$run) || exit 1; \
 	done
 	$(BIN)/hyperbench-report $(COMPENSATE_SWEEP)
+
+## Verdicts at real budgets: the long runs behind each study's verdict, each budget a variable. The defaults are
+## the budgets run on a 2-core CPU; on a GPU set the sources' (transformations: 100,000 steps of 128 = 233 epochs
+## of the 55,000-image split; invariance: 300 epochs). Fixed sweep folders: rerun with REPRO_ARGS=trainer.resume=true
+## to continue an interrupted target. Each ends with hyperbench-report, whose first table is the verdicts.
+REPRO_DIR ?= outputs/reproduce
+REPRO_ARGS ?=
+REPRO_SEEDS ?= 0
+REPRO_DEEP_EPOCHS ?= 47        # 47 x 429 = 20,163 steps
+REPRO_AE_EPOCHS ?= 12          # 5,148 steps
+REPRO_SHALLOW_EPOCHS ?= 12
+REPRO_INVARIANCE_EPOCHS ?= 20
+REPRO_INVARIANCE_SEEDS ?= 0,1
+REPRO_CIFAR1_EPOCHS ?= 100
+REPRO_CIFAR2_EPOCHS ?= 60
+REPRO_SHIFT_EPOCHS ?= 3
+
+.PHONY: reproduce-transformations reproduce-shift reproduce-invariance reproduce-cifar
+
+reproduce-transformations: install
+	$(BIN)/hyperbench -m task=transform model=hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_DEEP_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/deep
+	$(BIN)/hyperbench -m task=transform model=ae seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_AE_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/ae
+	$(BIN)/hyperbench -m task=transform model=hypernet_shallow seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHALLOW_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/shallow
+	for run in $(REPRO_DIR)/transformations/{deep,shallow}/[0-9]*_*/; do \
+	  $(BIN)/hyperbench task=transform eval.run=$$run eval.images=symbols hydra.run.dir=$(REPRO_DIR)/transformations/transfer_symbols/$$(basename $$(dirname $$run))_$$(basename $$run) || exit 1; \
+	done
+	$(BIN)/hyperbench-report $(REPRO_DIR)/transformations
+
+## Shift as the semantic-vision code did it (68x68 canvas, +-20 px): autoencoder vs deep HyperNet.
+reproduce-shift: install
+	$(BIN)/hyperbench -m task=transform transform=shift68 model=ae,hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68
+	$(BIN)/hyperbench-report $(REPRO_DIR)/shift68
+
+## Invariance rows at a longer budget, with the rotation-equivariant row beside them.
+reproduce-invariance: install
+	$(BIN)/hyperbench -m task=invariance model=cnn,cnn_bn_dropout,steerable_cnn seed=$(REPRO_INVARIANCE_SEEDS) trainer.epochs=$(REPRO_INVARIANCE_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/invariance
+	$(BIN)/hyperbench-report $(REPRO_DIR)/invariance
+
+## CIFAR-10: VGG-Block1 ConvModel and Hyper4_4, VGG-Block2 ConvModel and Hyper16_16, until the ConvModels converge.
+reproduce-cifar: install
+	$(BIN)/hyperbench -m data=cifar10 model=vgg_block1,vgg_block1_hyper4_4 seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_CIFAR1_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/cifar/block1
+	$(BIN)/hyperbench -m data=cifar10 model=vgg_block2,vgg_block2_hyper16_16 seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_CIFAR2_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/cifar/block2
+	$(BIN)/hyperbench-report $(REPRO_DIR)/cifar
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

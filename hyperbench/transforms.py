@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import augment
 from .errors import ConfigError
@@ -47,6 +48,7 @@ class Transform:
     n_params: int = 0
     axis: str = ""          # name of the curve's parameter
     axis_unit: str = ""
+    canvas: int | None = None  # side of the square the images are centred on before transforming (None: as loaded)
 
     # --- per family
     def sample_restricted(self, n, generator, device) -> torch.Tensor: ...
@@ -61,6 +63,21 @@ class Transform:
     def restricted_axis_range(self) -> tuple[float, float]: ...  # the restricted digits' range on the curve axis
 
     # --- shared
+    def on_canvas(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [N, C, H, W] centred on a canvas x canvas filled with the background (unchanged without a canvas)."""
+        if self.canvas is None or x.shape[-1] == self.canvas and x.shape[-2] == self.canvas:
+            return x
+        h, w = x.shape[-2:]
+        if self.canvas < max(h, w):
+            raise ConfigError(f"transform.canvas={self.canvas} is smaller than the {h}x{w} images; it must be at "
+                              f"least {max(h, w)}. Nothing was run.")
+        top, left = (self.canvas - h) // 2, (self.canvas - w) // 2
+        return F.pad(x, (left, self.canvas - w - left, top, self.canvas - h - top), value=self.background)
+
+    def image_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The model's input shape for loaded images of `shape` (C, H, W)."""
+        return shape if self.canvas is None else (shape[0], self.canvas, self.canvas)
+
     def is_restricted(self, y: torch.Tensor) -> torch.Tensor:
         return torch.isin(y, augment.constant(tuple(self.restricted), y.device, y.dtype))
 
@@ -127,9 +144,14 @@ class Shift(Transform):
     restricted_range: tuple[float, float] = (-2.0, 2.0)
     others_range: tuple[float, float] = (-6.0, 6.0)
     curve_step: float = 0.25
+    diagonal: bool = False  # the curve runs along dx = dy (the semantic-vision shift protocol), else along dx at dy = 0
     n_params: int = 2
     axis: str = "dx"
     axis_unit: str = "pixels, dy = 0"
+
+    def __post_init__(self):
+        if self.diagonal:
+            self.axis_unit = "pixels, dy = dx"
 
     def sample_restricted(self, n, generator, device):
         return _box(n, [self.restricted_range] * 2, generator, device)
@@ -153,7 +175,7 @@ class Shift(Transform):
         return raw
 
     def along_axis(self, values):
-        return torch.stack([values, torch.zeros_like(values)], 1)
+        return torch.stack([values, values if self.diagonal else torch.zeros_like(values)], 1)
 
     def curve_values(self, step=None):
         """From the low to the high end of the others' range in transform.curve_step pixels (task.curve_step
@@ -172,7 +194,8 @@ class Shift(Transform):
 
     def describe(self):
         r, o = self.restricted_range, self.others_range
-        return (f"shift (dx, dy) pixels: {', '.join(map(str, self.restricted))} in [{r[0]:g}, {r[1]:g}]^2, "
+        canvas = f" on a {self.canvas}x{self.canvas} canvas" if self.canvas else ""
+        return (f"shift (dx, dy) pixels{canvas}: {', '.join(map(str, self.restricted))} in [{r[0]:g}, {r[1]:g}]^2, "
                 f"the others in [{o[0]:g}, {o[1]:g}]^2")
 
 
@@ -239,6 +262,21 @@ class Affine(_AngleAxis, Transform):
                 f"scale [{self.scale[0]:g}, {self.scale[1]:g}], shift [{self.shift[0]:g}, {self.shift[1]:g}] px")
 
 
+def _curve_axis(value) -> bool:
+    if str(value) not in ("dx", "diagonal"):
+        raise ConfigError(f"transform.curve_axis must be dx (dy = 0) or diagonal (dy = dx), got {value!r}. Nothing was run.")
+    return str(value) == "diagonal"
+
+
+def _canvas(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 4 or value % 4:
+        raise ConfigError(f"transform.canvas must be null or a positive multiple of 4 (the models halve the side "
+                          f"twice), got {value!r}. Nothing was run.")
+    return value
+
+
 def transform_from_config(cfg, rotation_cfg=None, background: float = -1.0) -> Transform:
     """The family the `transform` group entry names; rotate takes its ranges from the rotation= group."""
     if cfg is None:
@@ -254,7 +292,8 @@ def transform_from_config(cfg, rotation_cfg=None, background: float = -1.0) -> T
         return Shift(name=name, restricted=restricted, background=background,
                      restricted_range=_range(cfg.restricted_range, "transform.restricted_range", angles=False),
                      others_range=_range(cfg.others_range, "transform.others_range", angles=False),
-                     curve_step=float(cfg.get("curve_step", 0.25)))
+                     curve_step=float(cfg.get("curve_step", 0.25)), diagonal=_curve_axis(cfg.get("curve_axis", "dx")),
+                     canvas=_canvas(cfg.get("canvas")))
     if kind == "affine":
         return Affine(name=name, restricted=restricted, background=background,
                       restricted_angle=_range(cfg.restricted_angle, "transform.restricted_angle"),

@@ -47,7 +47,8 @@ def test_experiment_presets_sweep_the_table(cfg_of):
         "conv", "hyper4_4", "hyper4_5", "hyper4_6", "hyper5_5", "hyper6_6", "hyper4_7", "hyper4_8", "hyper7_7"]
     table = OmegaConf.load(CONF / "experiment" / "table_invariance.yaml")
     assert table.hydra.sweeper.params.model.split(",") == [
-        "cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn", "capsnet", "capsnet_em"]
+        "cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn", "capsnet", "capsnet_em",
+        "steerable_cnn"]
     cfg = cfg_of("experiment=lr_grid_mnist")
     assert cfg.task.name == "classify"
 

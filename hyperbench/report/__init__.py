@@ -22,11 +22,12 @@ from omegaconf import OmegaConf
 
 from ..files import write_text
 from ..published import references_markdown
-from . import cifar, compensate, invariance, mnist, seeds, transform
+from . import cifar, compensate, invariance, mnist, seeds, transform, verdicts
 from .common import config_key
 from .html import to_html
 
-SECTIONS = [mnist.section, cifar.section, invariance.section, transform.section, compensate.section, seeds.section]
+SECTIONS = [verdicts.section, mnist.section, cifar.section, invariance.section, transform.section, compensate.section,
+            seeds.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:

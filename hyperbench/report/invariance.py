@@ -11,7 +11,7 @@ from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL, POTA
 from .common import markdown, mean_std, ordered
 
 METRICS = (("ptest", "Ptest"), ("p34in", "P34in"), ("pout", "Pout"), ("pinv", "Pinv"))
-ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn", "capsnet", "capsnet_em")
+ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn", "capsnet", "capsnet_em", "steerable_cnn")
 
 
 def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -213,15 +213,16 @@ def write_grid(path: Path, model, x: torch.Tensor, problem: Learn, title: str, f
     save_figure(transform_grid_figure(x, shown, produced, values.tolist(), transform, title, problem.first), path)
 
 
-def without_removed(data: DataBundle, transform: Transform) -> DataBundle:
-    """Drop the digits a rotation protocol removes (e.g. rotation=restricted34 takes out 6 and 9); labels stay digits."""
+def prepared(data: DataBundle, transform: Transform) -> DataBundle:
+    """The images the family works on: without the digits a rotation protocol removes (e.g. rotation=restricted34
+    takes out 6 and 9; labels stay digits), centred on the family's canvas when it has one."""
     removed = getattr(getattr(transform, "protocol", None), "removed", ())
-    if not removed:
+    if not removed and transform.canvas is None:
         return data
 
     def keep(s: Split) -> Split:
-        k = ~torch.isin(s.y, torch.tensor(removed, device=s.y.device))
-        return Split(s.x[k], s.y[k])
+        k = ~torch.isin(s.y, torch.tensor(removed, device=s.y.device)) if removed else slice(None)
+        return Split(transform.on_canvas(s.x[k]), s.y[k])
 
     return DataBundle(data.name, keep(data.train), keep(data.val), keep(data.test), data.num_classes)
 
@@ -240,7 +241,7 @@ def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)
-    raw = without_removed(load_data(cfg.data, device), transform)
+    raw = prepared(load_data(cfg.data, device), transform)
     model = kind.build(cfg, transform, raw.shape)
     # per-epoch validation / test losses on the first task.epoch_eval_images images of each split
     # (the final metrics and curves use the whole test split)
@@ -299,7 +300,8 @@ def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
 
 def load_trained(run_path, kind: type[Learn] = Learn) -> tuple[DictConfig, torch.nn.Module, Transform]:
     """(config, model, transform family) of a finished task=transform (or kind.task) run (eval.run=...)."""
-    cfg, model = model_from_run(run_path, task=kind.task, build=lambda c: kind.build(c, transform_of(c)))
+    cfg, model = model_from_run(run_path, task=kind.task,
+                                build=lambda c: kind.build(c, transform_of(c), transform_of(c).image_shape((1, 28, 28))))
     return cfg, model.eval(), transform_of(cfg)
 
 
@@ -315,7 +317,7 @@ def run_transfer(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> d
     images, names = load_images(cfg.eval.images, str(Path(str(cfg.data.root)).expanduser()), 28, max_images)
     device = resolve_device(cfg.trainer.device)
     model.to(device)
-    x = to_tensor(images, trained.data.scale, device)
+    x = transform.on_canvas(to_tensor(images, trained.data.scale, device))
     bs = int(cfg.trainer.eval_batch_size)
     step = float(OmegaConf.select(trained, "task.curve_step", default=cfg.task.curve_step))
     with torch.inference_mode():
