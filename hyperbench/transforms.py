@@ -264,7 +264,8 @@ class Affine(_AngleAxis, Transform):
 
 def _curve_axis(value) -> bool:
     if str(value) not in ("dx", "diagonal"):
-        raise ConfigError(f"transform.curve_axis must be dx (dy = 0) or diagonal (dy = dx), got {value!r}. Nothing was run.")
+        raise ConfigError(f"transform.curve_axis must be dx (dy = 0) or diagonal (dy = dx), got {value!r}. "
+                          "Nothing was run.")
     return str(value) == "diagonal"
 
 

@@ -34,7 +34,7 @@ def test_shape_and_exact_parameter_count():
     batch_norm = 2 * (8 + 16 + 16)  # InnerBatchNorm: weight and bias per field
     total = sum(p.numel() for p in m.parameters())
     assert head == sum(p.numel() for p in m.head.parameters()) == 6408
-    assert total - head - batch_norm == 23640  # the three steerable convs' basis coefficients (C8, 8 -> 16 -> 16 fields)
+    assert total - head - batch_norm == 23640  # the steerable convs' basis coefficients
     assert total == 30128
 
 

@@ -193,7 +193,8 @@ def six_nine(runs: pd.DataFrame) -> Measured | None:
     sel = runs[(runs.task == "compensate") & (runs.model == "hypernet_deep")]
     if sel.empty or "six_nine_confused_out" not in sel:
         return None
-    out, base, every = sel.six_nine_confused_out.mean(), sel.six_nine_input_confused_out.mean(), sel.six_nine_confused.mean()
+    out, base = sel.six_nine_confused_out.mean(), sel.six_nine_input_confused_out.mean()
+    every = sel.six_nine_confused.mean()
     steps = int(sel.steps.max())
     return Measured(f"confused outside {out:.3f} vs rotated inputs {base:.3f}, overall {every:.3f} (n={len(sel)})",
                     out < base and every > 0, f"{steps:,} / {SOURCE_STEPS:,} steps", steps < SOURCE_STEPS,
@@ -218,11 +219,13 @@ CLAIMS = [
           "digit 4: 0.138 at 180 vs 0.047 at 45 degrees", flatness("transform", "ae", flat=False)),
     Claim("transformations", "The shallow HyperNet rotates 4s at all angles (flat loss)", POTAPOV_HYPERNETS,
           "flat (figure)", flatness("transform", "hypernet_shallow", flat=True)),
-    Claim("transformations", "The deep HyperNet rotates 4s at all angles almost perfectly (flat loss)", POTAPOV_HYPERNETS,
+    Claim("transformations", "The deep HyperNet rotates 4s at all angles almost perfectly (flat loss)",
+          POTAPOV_HYPERNETS,
           "flat (figure)", flatness("transform", "hypernet_deep", flat=True)),
-    Claim("transformations", "HyperNets transfer the rotation to non-MNIST symbols", POTAPOV_HYPERNETS, "shown (figure)",
-          symbols_transfer),
-    Claim("compensation", "A HyperNet that sees only the rotated image returns 4s upright at all angles", POTAPOV_HYPERNETS,
+    Claim("transformations", "HyperNets transfer the rotation to non-MNIST symbols", POTAPOV_HYPERNETS,
+          "shown (figure)", symbols_transfer),
+    Claim("compensation", "A HyperNet that sees only the rotated image returns 4s upright at all angles",
+          POTAPOV_HYPERNETS,
           "flat (figure)", flatness("compensate", "hypernet_deep", flat=True)),
     Claim("compensation", "It distinguishes rotated 6s from 9s, though not always correctly", POTAPOV_HYPERNETS,
           "shown (figure)", six_nine),
