@@ -30,22 +30,31 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except OSError as exc:
         raise _storage_error(path, exc) from None
     os.close(fd)
+    failure = None
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException as exc:
+        free = _free_bytes(Path(tmp).parent)  # measured before the temporary file is removed
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, StorageError) or not isinstance(exc, Exception):
             raise
         err = exc if isinstance(exc, OSError) else exc.__cause__ or exc.__context__
         if isinstance(err, OSError):
-            raise _storage_error(path, err) from None
-        if isinstance(exc, RuntimeError) and "write" in str(exc).lower():  # torch.save: "file write failed"
-            full = _free_bytes(path.parent) < 1 << 20
-            raise _storage_error(path, OSError(errno.ENOSPC if full else errno.EIO, str(exc).splitlines()[0][:200]
-                                               if not full else "No space left on device")) from None
-        raise
+            failure = _storage_error(path, err)
+        elif isinstance(exc, RuntimeError) and free < 1 << 20:
+            # torch.save reports a full disk as a RuntimeError of its zip writer ("iostream error",
+            # "unexpected pos"), without errno: a filesystem with under 1 MiB free is taken as the cause
+            failure = _storage_error(path, OSError(errno.ENOSPC, f"No space left on device: {free} bytes free; "
+                                                   f"torch.save: {str(exc).splitlines()[0][:120]}"))
+        else:
+            raise
+    if failure is not None:
+        err = None  # noqa: F841 (drops the last reference to the failed writer's exception)
+        # raised outside the except block: the failed writer's frames (and its open, deleted temporary
+        # file, whose space a full disk needs back) are freed instead of kept alive as __context__
+        raise failure
     return path
 
 

@@ -333,3 +333,22 @@ def test_override_key_check_in_process(args, message):
         cli.check_override_keys(args)
     assert message in str(err.value)
     cli.check_override_keys(["model=hyper4_4", "model.z_dim=3", "+trainer.extra=1", "hydra.launcher.n_jobs=2"])
+
+
+def test_torch_save_on_a_full_disk_is_reported_as_disk_full(tmp_path, monkeypatch):
+    """torch.save reports a full disk as a RuntimeError without errno (seen on a 600 KiB tmpfs); with the
+    filesystem (nearly) full it is a disk-full StorageError, else the error stays what it was."""
+    from hyperbench.errors import StorageError
+
+    def failing_save(obj, p):
+        Path(p).write_bytes(b"partial zip")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 202560 vs 202452")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(files, "_free_bytes", lambda folder: 0)
+    with pytest.raises(StorageError, match="the disk is full") as err:
+        files.save_torch({"w": 1}, tmp_path / CHECKPOINT)
+    assert err.value.status == "disk_full" and err.value.__context__ is None and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(files, "_free_bytes", lambda folder: 1 << 40)
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        files.save_torch({"w": 1}, tmp_path / CHECKPOINT)
