@@ -352,3 +352,18 @@ def test_torch_save_on_a_full_disk_is_reported_as_disk_full(tmp_path, monkeypatc
     monkeypatch.setattr(files, "_free_bytes", lambda folder: 1 << 40)
     with pytest.raises(RuntimeError, match="unexpected pos"):
         files.save_torch({"w": 1}, tmp_path / CHECKPOINT)
+
+
+def test_resume_never_takes_over_a_running_job(tmp_path, cfg_of, capsys):
+    from omegaconf import OmegaConf
+
+    running = tmp_path / "running"
+    (running / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg_of(), running / ".hydra" / "config.yaml")
+    (running / CHECKPOINT).write_bytes(b"being written by a live job")
+    ownership.acquire(running)  # this test process is that live job
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(cfg_of(f"trainer.resume={running}"), tmp_path / "new")
+    assert exit_.value.code == 2 and f"is still running (pid {os.getpid()}" in capsys.readouterr().err
+    assert not (running / "metrics.json").exists()  # not marked superseded
+    ownership.release(running)
