@@ -45,7 +45,7 @@ _JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusi
 # 130 Ctrl-C, 143 SIGTERM (what was measured is kept).
 EXIT_SWEEP_FAILED = 1
 OUTCOMES = ".jobs"  # <sweep dir>/.jobs/<job num>.json: each job's status, read when the sweep ends
-_SWEEP_FAILURES: list[str] | None = None  # set in the main process by SweepOutcomes.on_multirun_end
+_SWEEP_FAILURES: tuple[list[str], int] | None = None  # (failed jobs, all jobs), set by SweepOutcomes.on_multirun_end
 
 
 def group_options(group: str) -> list[str]:
@@ -284,7 +284,7 @@ class SweepOutcomes(Callback):
             except (OSError, ValueError):
                 outcomes.append({"num": f.stem, "status": "unknown", "run_dir": "?"})
         failed = [f"{Path(o['run_dir']).name} {o['status']}" for o in outcomes if o.get("status") != "ok"]
-        _SWEEP_FAILURES = failed + [f"of {len(outcomes)}"] if failed else []
+        _SWEEP_FAILURES = (failed, len(outcomes)) if failed else None
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -314,8 +314,8 @@ def main() -> None:
               "continue with trainer.resume=true).", file=sys.stderr)
         sys.exit(143 if isinstance(exc, Terminated) else 130)
     if _SWEEP_FAILURES:
-        *failed, total = _SWEEP_FAILURES
-        print(f"hyperbench: {len(failed)} {total} jobs did not finish ok ({'; '.join(failed)}); every job ran and "
+        failed, total = _SWEEP_FAILURES
+        print(f"hyperbench: {len(failed)} of {total} jobs did not finish ok ({'; '.join(failed)}); every job ran and "
               f"the others' results are in their directories; exit status {EXIT_SWEEP_FAILED}.", file=sys.stderr)
         sys.exit(EXIT_SWEEP_FAILED)
 
