@@ -91,7 +91,7 @@ def _remove_new_empty_dirs(dirs: list[Path], existed: set[Path]) -> None:
 
 
 def _torchvision(cls, root: str, download: bool, files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
-                 **kw):
+                 hint: str = "", **kw):
     """Instantiate a torchvision dataset (its own loading and download code), turning failures into one
     clear DataError: the dataset missing (and the download's full reason when one was tried), or a file
     of it damaged (named). `files` are the dataset's files under root (idx files are checked for their
@@ -110,10 +110,10 @@ def _torchvision(cls, root: str, download: bool, files: tuple[str, ...] = (), fo
         damaged = [(p, why) for p, why in damaged if why]
         if damaged or present:
             named = "; ".join(f"{p} is damaged ({why})" for p, why in damaged) or (
-                f"its files under '{root}' are there but cannot be read ({reason})")
+                f"its files under '{root}' are there but torchvision refuses them ({reason})")
             raise DataError(
-                f"Dataset {cls.__name__}: {named}. Replace the damaged file with a good copy (or delete it and run "
-                f"once with network access and data.download=true so torchvision fetches it again).") from exc
+                f"Dataset {cls.__name__}: {named}. {hint}Replace the damaged file with a good copy (or delete it and "
+                f"run once with network access and data.download=true so torchvision fetches it again).") from exc
         if download:
             _remove_new_empty_dirs(made, existed)
         how = f"and downloading it failed ({reason})" if download else f"and data.download=false ({reason})"
@@ -178,8 +178,10 @@ def _cifar10(root: str, download: bool, check_md5: bool = False):
             "meta": {**CIFAR10.meta, "md5": None},
         })
     files = tuple(f"{CIFAR10.base_folder}/{f}" for f, _ in CIFAR10.train_list + CIFAR10.test_list)
-    tr = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), train=True)
-    te = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), train=False)
+    hint = ("With data.check_md5=true a copy whose pickles differ from the official files is refused; "
+            "data.check_md5=false accepts it and checks the arrays instead. " if check_md5 else "")
+    tr = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=True)
+    te = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=False)
     for split, ds in (("train", tr), ("test", te)):
         where = str(Path(root) / CIFAR10.base_folder)
         check_arrays("CIFAR-10", split, ds.data, ds.targets, (32, 32, 3), range(10), where, where)

@@ -109,7 +109,7 @@ def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
     assert p.returncode == 2
     assert "The training loss became" in p.stderr
     m = json.loads((run / "metrics.json").read_text())
-    assert m["status"] == "diverged" and "Lower trainer.lr" in m["error"]
+    assert m["status"] == "diverged" and "To change the outcome: lower trainer.lr" in m["error"]
 
 
 def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
