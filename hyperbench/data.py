@@ -5,6 +5,7 @@ float tensor per split, and kept on the device; batches are index slices of thos
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -60,15 +61,64 @@ def dataset_info(name: str) -> tuple[tuple[int, int, int], int]:
     return DATASET_INFO[name]
 
 
-def _torchvision(cls, root: str, download: bool, **kw):
-    """Instantiate a torchvision dataset, turning 'not there' into one clear DataError."""
+def _idx_problem(path: Path) -> str | None:
+    """What is wrong with an MNIST-format idx file (missing, header, size), or None if it looks whole."""
+    if not path.exists():
+        return "missing"
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[0] or head[1] or head[2] != 8 or not 1 <= head[3] <= 3:
+            return f"not an idx file of bytes (header {head.hex() or 'empty'})"
+        dims = f.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        return f"cut off inside its header ({size} bytes)"
+    shape = [int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(head[3])]
+    expected = 4 + 4 * head[3] + math.prod(shape)
+    if size != expected:
+        return (f"{size:,} bytes where its header ({' x '.join(map(str, shape))}) needs {expected:,}: "
+                f"{'truncated' if size < expected else 'extra bytes at the end'}")
+    return None
+
+
+def _remove_new_empty_dirs(dirs: list[Path], existed: set[Path]) -> None:
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        if d not in existed:
+            try:
+                d.rmdir()  # only when empty: a partial download stays for torchvision to resume or check
+            except OSError:
+                pass
+
+
+def _torchvision(cls, root: str, download: bool, files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
+                 hint: str = "", **kw):
+    """Instantiate a torchvision dataset (its own loading and download code), turning failures into one
+    clear DataError: the dataset missing (and the download's full reason when one was tried), or a file
+    of it damaged (named). `files` are the dataset's files under root (idx files are checked for their
+    size); `folders` the folders torchvision may create under root, removed again if a download fails
+    and leaves them empty."""
+    rootp = Path(root)
+    paths = [rootp / f for f in files]
+    present = bool(paths) and all(p.exists() for p in paths)
+    made = [rootp, *(rootp / f for f in folders)]
+    existed = {d for d in made if d.exists()}
     try:
         return cls(root, download=download, **kw)
-    except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError variously
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        how = "and downloading it failed" if download else "and data.download=false"
+    except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError/AssertionError variously
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        damaged = [(p, _idx_problem(p)) for p in paths if "idx" in p.name and p.exists()]
+        damaged = [(p, why) for p, why in damaged if why]
+        if damaged or present:
+            named = "; ".join(f"{p} is damaged ({why})" for p, why in damaged) or (
+                f"its files under '{root}' are there but torchvision refuses them ({reason})")
+            raise DataError(
+                f"Dataset {cls.__name__}: {named}. {hint}Replace the damaged file with a good copy (or delete it and "
+                f"run once with network access and data.download=true so torchvision fetches it again).") from exc
+        if download:
+            _remove_new_empty_dirs(made, existed)
+        how = f"and downloading it failed ({reason})" if download else f"and data.download=false ({reason})"
         raise DataError(
-            f"Dataset {cls.__name__} is not under the data root '{root}' {how} ({reason}). "
+            f"Dataset {cls.__name__} is not under the data root '{root}' {how}. "
             f"Point the environment variable HYPERBENCH_DATA (or the override data.root=PATH) at a "
             f"folder that holds it in torchvision's layout (MNIST: MNIST/raw/train-images-idx3-ubyte "
             f"and the three other idx files; CIFAR-10: cifar-10-batches-py/data_batch_1..5 and test_batch), or run once with network access and data.download=true "
@@ -76,12 +126,40 @@ def _torchvision(cls, root: str, download: bool, **kw):
         ) from exc
 
 
+def check_arrays(name: str, split: str, images, labels, image_shape: tuple, labels_ok: range,
+                 images_file: str, labels_file: str) -> None:
+    """Refuse a loaded split whose images are not N x image_shape or whose labels are not N values in labels_ok,
+    naming the file at fault."""
+    images_shape, n_labels = tuple(images.shape), len(labels)
+    labels_t = torch.as_tensor(labels)
+    bad = labels_t[(labels_t < labels_ok.start) | (labels_t >= labels_ok.stop)]
+    expected = (f"expected N x {' x '.join(map(str, image_shape))} images and N labels in "
+                f"{labels_ok.start}-{labels_ok.stop - 1}. Replace it with a good copy.")
+    if images_shape[1:] != image_shape:
+        raise DataError(f"{name} {split} images in {images_file} are damaged: shape {images_shape}; {expected}")
+    if len(bad):
+        values = sorted(set(bad.tolist()))
+        raise DataError(f"{name} {split} labels in {labels_file} are damaged: {len(bad)} of {n_labels} are outside "
+                        f"{labels_ok.start}-{labels_ok.stop - 1} (values {values[:8]}); {expected}")
+    if n_labels != images_shape[0]:
+        raise DataError(f"{name} {split}: {labels_file} holds {n_labels} labels for {images_shape[0]} images in "
+                        f"{images_file}; one of them is damaged; {expected}")
+
+
+MNIST_FILES = tuple(f"MNIST/raw/{p}-{k}-idx{d}-ubyte" for p in ("train", "t10k") for k, d in (("images", 3), ("labels", 1)))
+
+
 @register_dataset("mnist", (1, 28, 28), 10)
 def _mnist(root: str, download: bool):
     from torchvision.datasets import MNIST
 
-    tr = _torchvision(MNIST, root, download, train=True)
-    te = _torchvision(MNIST, root, download, train=False)
+    folders = ("MNIST", "MNIST/raw")
+    tr = _torchvision(MNIST, root, download, files=MNIST_FILES, folders=folders, train=True)
+    te = _torchvision(MNIST, root, download, files=MNIST_FILES, folders=folders, train=False)
+    for split, ds, prefix in (("train", tr, "train"), ("test", te, "t10k")):
+        raw = Path(root) / "MNIST" / "raw"
+        check_arrays("MNIST", split, ds.data, ds.targets, (28, 28), range(10), str(raw / f"{prefix}-images-idx3-ubyte"),
+                     str(raw / f"{prefix}-labels-idx1-ubyte"))
     return tr.data, tr.targets, te.data, te.targets, 10
 
 
@@ -99,13 +177,14 @@ def _cifar10(root: str, download: bool, check_md5: bool = False):
             "test_list": [[f, None] for f, _ in CIFAR10.test_list],
             "meta": {**CIFAR10.meta, "md5": None},
         })
-    tr = _torchvision(cls, root, download, train=True)
-    te = _torchvision(cls, root, download, train=False)
+    files = tuple(f"{CIFAR10.base_folder}/{f}" for f, _ in CIFAR10.train_list + CIFAR10.test_list)
+    hint = ("With data.check_md5=true a copy whose pickles differ from the official files is refused; "
+            "data.check_md5=false accepts it and checks the arrays instead. " if check_md5 else "")
+    tr = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=True)
+    te = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=False)
     for split, ds in (("train", tr), ("test", te)):
-        labels = set(ds.targets)
-        if ds.data.shape[1:] != (32, 32, 3) or len(ds.targets) != len(ds.data) or not labels <= set(range(10)):
-            raise DataError(f"CIFAR-10 {split} under '{root}' has images {ds.data.shape}, {len(ds.targets)} "
-                            f"labels in {sorted(labels)[:12]}; expected N x 32 x 32 x 3 images, labels 0-9.")
+        where = str(Path(root) / CIFAR10.base_folder)
+        check_arrays("CIFAR-10", split, ds.data, ds.targets, (32, 32, 3), range(10), where, where)
     return (torch.from_numpy(tr.data), torch.tensor(tr.targets), torch.from_numpy(te.data),
             torch.tensor(te.targets), 10)
 

@@ -14,6 +14,7 @@ same numbers as an uninterrupted one (on CPU, same seed). A diverged epoch never
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import random
@@ -220,11 +221,16 @@ class Trainer:
         sched = make_schedule(opt, cfg)
         n = len(data.train)
         bs = min(int(cfg.batch_size), n)
+        if bs < int(cfg.batch_size):
+            logging.getLogger("hyperbench").warning(
+                f"the training set has {n} images, fewer than trainer.batch_size={cfg.batch_size}: each epoch is one "
+                f"step on all {n} (batch {n}). Raise data.train_size or lower trainer.batch_size for several steps.")
         steps_per_epoch = n // bs  # full batches only, as in the reference code
         clip = None if cfg.grad_clip is None else float(cfg.grad_clip)
         log_every = int(cfg.log_every)
         evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
         self.result = result = FitResult()  # readable by the caller if fit() raises
+        self.saved_epoch = None  # epoch of the checkpoint in run_dir (written or resumed from)
         best_score = -math.inf
         first_epoch, time_before = 1, 0.0
         ckpt = self.checkpoint_path
@@ -247,7 +253,7 @@ class Trainer:
             result.best_epoch, result.best = state["best_epoch"], dict(state["best"])
             result.best_state, best_score = state["best_state"], float(state["best_score"])
             first_epoch, time_before = int(state["epoch"]) + 1, float(state["wall_time_s"])
-            result.resumed_from_epoch = int(state["epoch"])
+            result.resumed_from_epoch = self.saved_epoch = int(state["epoch"])
             self.log(f"resumed from {ckpt} after epoch {state['epoch']}")
         every = int(cfg.get("checkpoint_every", 1))
         kill_after = int(os.environ.get(KILL_HOOK, "0"))
@@ -284,12 +290,9 @@ class Trainer:
                     if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
                         value = loss.item()  # one device sync every log_every steps
                         if not math.isfinite(value):
-                            raise DivergenceError(
-                                f"The training loss became {value} at epoch {epoch}, step {step + 1} "
-                                f"(lr {sched.get_last_lr()[0]:.3g}). The run stopped; the best model so far "
-                                f"(epoch {result.best_epoch}) and the last checkpoint are kept. Lower trainer.lr, set "
-                                f"trainer.grad_clip, or check the data scale."
-                            )
+                            raise DivergenceError(divergence_message(
+                                value, epoch, step + 1, sched.get_last_lr()[0], result, self.saved_epoch, cfg,
+                                self.amp_dtype))
                         if bar is not None:
                             bar.set_postfix(loss=f"{value:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
                             bar.update((step + 1) - bar.n)
@@ -327,6 +330,7 @@ class Trainer:
                         "wall_time_s": time_before + time.perf_counter() - t0,
                         "trainer": {k: v for k, v in _plain(cfg).items() if k not in RESUME_FREE_KEYS},
                     }, ckpt)
+                    self.saved_epoch = epoch
                     if epoch == kill_after:
                         os.kill(os.getpid(), signal.SIGKILL)
         except DivergenceError:
@@ -355,6 +359,28 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(total=total, desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False, file=sys.stderr)
+
+
+def divergence_message(value: float, epoch: int, step: int, lr: float, result: FitResult, saved_epoch: int | None,
+                       cfg, amp_dtype) -> str:
+    """What happened, what is actually kept, and only the changes that could alter the outcome."""
+    kept = []
+    if result.history:
+        kept.append(f"history.csv (epochs {result.history[0]['epoch']}-{result.history[-1]['epoch']})")
+    if result.best_state is not None and cfg.get("save_model", True):
+        kept.append(f"model.pt of the best epoch so far ({result.best_epoch})")
+    if saved_epoch is not None:
+        kept.append(f"checkpoint.pt of epoch {saved_epoch}")
+    what = ("Kept: " + ", ".join(kept) + ".") if kept else \
+        "Nothing is kept: no epoch finished before the loss diverged, so there is no model or checkpoint."
+    tries = [f"lower trainer.lr (now {float(cfg.lr):g}; e.g. trainer.lr={float(cfg.lr) / 10:g})"]
+    if cfg.grad_clip is None:
+        tries.append("set trainer.grad_clip (e.g. trainer.grad_clip=1)")
+    if amp_dtype is not None:
+        tries.append("trainer.amp=off (reduced precision is on)")
+    tries.append("check the data scale (data.scale)")
+    return (f"The training loss became {value} at epoch {epoch}, step {step} (lr {lr:.3g}). The run stopped. {what} "
+            f"To change the outcome: " + "; ".join(tries) + ".")
 
 
 def _plain(cfg) -> dict:

@@ -29,3 +29,15 @@ class CheckpointError(HyperbenchError):
     """A checkpoint to resume from that is missing, damaged or does not fit the run."""
 
     status = "bad_checkpoint"
+
+
+class StorageError(HyperbenchError):
+    """A result file could not be written (disk full, quota, I/O error)."""
+
+    status = "write_failed"
+
+    def __init__(self, message: str, path=None, disk_full: bool = False):
+        super().__init__(message)
+        self.path = path
+        if disk_full:
+            self.status = "disk_full"

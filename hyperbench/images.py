@@ -77,9 +77,11 @@ def emnist_letters(root: str, max_images: int | None = None) -> tuple[np.ndarray
     """EMNIST letters test split (torchvision layout under the data root), upright (EMNIST is stored transposed)."""
     from torchvision.datasets import EMNIST
 
-    from .data import _torchvision
+    from .data import _torchvision, check_arrays
 
-    ds = _torchvision(EMNIST, root, False, split="letters", train=False)
+    files = tuple(f"EMNIST/raw/emnist-letters-test-{k}-idx{d}-ubyte" for k, d in (("images", 3), ("labels", 1)))
+    ds = _torchvision(EMNIST, root, False, files=files, split="letters", train=False)
+    check_arrays("EMNIST letters", "test", ds.data, ds.targets, (28, 28), range(1, 27), *(str(Path(root) / f) for f in files))
     x = ds.data if max_images is None else ds.data[:max_images]
     labels = ds.targets[: len(x)]
     names = [f"{i:05d}_{chr(ord('a') + int(t) - 1)}" for i, t in enumerate(labels)]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from . import ownership
 from .engine import CHECKPOINT, load_checkpoint
 from .errors import ConfigError
 from .files import atomic_write, write_json
@@ -58,6 +59,12 @@ def config_diff(saved, now) -> list[str]:
     return [f"{k}={a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
+def _running(d: Path) -> dict | None:
+    """The owner of d's lock when a live job holds it (ownership), else None."""
+    owner = ownership.read_lock(d / ownership.LOCK)
+    return owner if owner and ownership.is_alive(owner) else None
+
+
 def _saved_config(run_dir: Path):
     f = run_dir / ".hydra" / "config.yaml"
     return OmegaConf.load(f) if f.exists() else None
@@ -75,6 +82,8 @@ def find_source(cfg: DictConfig, run_dir: Path) -> Path | None:
         found = [p.parent for pattern in (f"runs/*/{CHECKPOINT}", f"sweeps/*/*/{CHECKPOINT}")
                  for p in root.glob(pattern) if p.parent.resolve() != run_dir.resolve()]
         for d in sorted(found, key=lambda d: (d / CHECKPOINT).stat().st_mtime, reverse=True):
+            if _running(d):
+                continue  # a live job's checkpoint is not a run to take over
             saved = _saved_config(d)
             if saved is not None and not config_diff(saved, cfg):
                 return d
@@ -92,6 +101,9 @@ def find_source(cfg: DictConfig, run_dir: Path) -> Path | None:
         raise ConfigError(f"trainer.resume='{want}' holds no {CHECKPOINT} (the run stopped before its first "
                           f"checkpoint, or is not a training run); nothing to continue. Run afresh without "
                           f"trainer.resume.")
+    if src.resolve() != run_dir.resolve() and _running(src):
+        raise ConfigError(f"trainer.resume='{want}' is still running ({ownership.describe(_running(src))}); "
+                          f"wait for it to finish or stop it first. Nothing was run.")
     saved = _saved_config(src)
     if saved is not None and src.resolve() != run_dir.resolve():
         diff = config_diff(saved, cfg)

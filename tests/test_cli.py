@@ -43,7 +43,8 @@ def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist
     sweep = tmp_path / "sweep"
     p = hyperbench("-m", "model=conv,hyper5_5", "trainer.lr=0.005,-1", *TINY, "trainer.epochs=1",
                    f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # a sweep with a failed job exits 1, after every job ran
+    assert p.stderr.strip().splitlines()[-1].startswith("hyperbench: 2 of 4 jobs did not finish ok")
     statuses = sorted(json.loads(f.read_text())["status"] for f in sweep.glob("*/metrics.json"))
     assert statuses == ["bad_config", "bad_config", "ok", "ok"]
     r = hyperbench(str(sweep), command="hyperbench-report")
@@ -52,10 +53,10 @@ def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist
     assert list(table.Model) == ["ConvModel", "Hyper5_5"]
     assert list(table["Count check"]) == ["match", "match"]
     report = (sweep / "report" / "report.md").read_text()
-    assert "Failed runs (2)" in report and "trainer.lr must be a positive number" in report
+    assert "Refused before running: bad input (2)" in report and "trainer.lr must be a positive number" in report
     assert (sweep / "report" / "figure2_filters.png").read_bytes().startswith(PNG)
     page = (sweep / "report" / "report.html").read_text()  # one self-contained page: tables and figures
-    assert "<table>" in page and "data:image/png;base64," in page and "Failed runs (2)" in page
+    assert "<table>" in page and "data:image/png;base64," in page and "Refused before running" in page
 
 
 def test_summary_prints_the_parameter_breakdown(tmp_path):
@@ -64,7 +65,7 @@ def test_summary_prints_the_parameter_breakdown(tmp_path):
     out = p.stdout
     assert "conv parameters (as counted in Vineet, CS618 report): 5,189" in out and "13,855" in out
     assert "generated from 1 tile(s) of 16x16" in out
-    assert not (tmp_path / "metrics.json").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "summary"  # listed apart by the report
 
 
 ERRORS = [
@@ -76,6 +77,7 @@ ERRORS = [
     (["model=hyper", "model.d=0"], "model.d must be a positive integer"),
     (["trainer.lr=fast"], "trainer.lr must be a positive number, got 'fast'"),
     (["trainer.epochs=ten"], "trainer.epochs must be a positive integer, got 'ten'"),
+    (["trainer.epoch=1"], "Unknown key trainer.epoch; did you mean trainer.epochs?"),
 ]
 
 
@@ -107,7 +109,7 @@ def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
     assert p.returncode == 2
     assert "The training loss became" in p.stderr
     m = json.loads((run / "metrics.json").read_text())
-    assert m["status"] == "diverged" and "Lower trainer.lr" in m["error"]
+    assert m["status"] == "diverged" and "To change the outcome: lower trainer.lr" in m["error"]
 
 
 def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):

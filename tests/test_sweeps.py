@@ -1,13 +1,15 @@
 """Fault tolerance end to end: kill -9 and resume, sweeps through the joblib and submitit launchers,
 TensorBoard logging, and the bad inputs around checkpoints and output directories."""
 import json
+import os
+import socket
 
 import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hyperbench import cli
+from hyperbench import cli, ownership
 from hyperbench.engine import CHECKPOINT, KILL_HOOK
 from hyperbench.report import build_report
 
@@ -48,23 +50,34 @@ def test_kill_9_after_epoch_1_then_resume_true_ends_like_an_uninterrupted_run(fa
     assert "1 superseded by their resumed run" in text and "Failed runs" not in text
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
 def test_sweep_through_a_launcher_runs_every_job_and_reports_seeds_and_the_failure(fake_mnist, tmp_path, launcher):
+    """Every job owns its directory (one job's is locked by a live process: that job is refused and writes
+    nothing there), every other job runs, the report is written, and the sweep exits 1 saying so last."""
     sweep = tmp_path / "sweep"
-    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
-    p = hyperbench("-m", f"hydra/launcher={launcher}", *extra, "model=conv", *TINY, "trainer.epochs=1",
-                   "seed=0,1,-1", f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
-    assert p.returncode == 0, p.stderr
-    status = {d.name: json.loads((d / "metrics.json").read_text())["status"] for d in sweep.glob("*_conv")}
+    extra = {"basic": [], "joblib": ["hydra.launcher.n_jobs=2"], "submitit_local": ["hydra.launcher.timeout_min=10"]}
+    (sweep / "3_conv").mkdir(parents=True)
+    lock = sweep / "3_conv" / ownership.LOCK
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}))  # alive
+    p = hyperbench("-m", f"hydra/launcher={launcher}", *extra[launcher], "model=conv", *TINY, "trainer.epochs=1",
+                   "seed=0,1,-1,3", f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
+    assert p.returncode == 1, p.stderr  # cli.EXIT_SWEEP_FAILED
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("hyperbench: 2 of 4 jobs did not finish ok (2_conv bad_config; 3_conv refused)")
+    assert last.endswith("exit status 1.")
+    status = {d.name: json.loads((d / "metrics.json").read_text())["status"] for d in sweep.glob("*_conv")
+              if (d / "metrics.json").exists()}
     assert status == {"0_conv": "ok", "1_conv": "ok", "2_conv": "bad_config"}
+    assert sorted(p.name for p in (sweep / "3_conv").iterdir()) == [ownership.LOCK]  # the refused job wrote nothing
     for d in ("0_conv", "1_conv"):
         assert (sweep / d / CHECKPOINT).exists() and "epoch 1/1" in (sweep / d / "hyperbench.log").read_text()
+        assert not (sweep / d / ownership.LOCK).exists()  # each job released its own lock
     build_report([sweep], sweep / "report")  # reads only the run directories
     seeds = pd.read_csv(sweep / "report" / "seeds.csv")
     assert len(seeds) == 1 and seeds.seeds[0] == "0,1" and "(n=2)" in seeds.test_acc[0]
     assert "(n=2)" in pd.read_csv(sweep / "report" / "table2_mnist.csv")["Best Test Accuracy"][0]
     report = (sweep / "report" / "report.md").read_text()
-    assert "Failed runs (1)" in report and "seed must be a non-negative integer" in report
+    assert "Refused before running: bad input (1)" in report and "seed must be a non-negative integer" in report
     assert (sweep / "report" / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
@@ -120,7 +133,7 @@ def test_bad_resume_target_fails_before_training_with_exit_2(tmp_path, cfg_of, c
 
 
 @pytest.mark.parametrize("args,message", [
-    (["trainer.lrr=1"], "Could not override 'trainer.lrr'"),
+    (["trainer.lrr=1"], "Unknown key trainer.lrr; did you mean trainer.lr?"),
     (["hydra/launcher=nosuch"], "Could not find 'hydra/launcher/nosuch'"),
     (["logger=wandb"], "Unknown logger 'wandb'. Available logger configs: csv, tensorboard."),
 ])

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ..errors import HyperbenchError
 from ..files import write_text
 from ..published import references_markdown
 from . import cifar, compensate, invariance, mnist, seeds, transform, verdicts
@@ -63,24 +64,48 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+class ReportError(Exception):
+    """Nothing to report (exit 2, like the other refusals)."""
+
+
+# metrics.json statuses of a job refused before training (bad input): nothing was run, listed apart from failures
+REFUSED = ("bad_config", "bad_checkpoint", "missing_data")
+
+
 def build_report(paths: list[Path], out: Path) -> str:
     runs = load_runs(paths)
     if runs.empty:
-        raise SystemExit(f"hyperbench-report: no runs (metrics.json or .hydra/config.yaml) under {', '.join(map(str, paths))}")
+        raise ReportError(f"no runs (metrics.json or .hydra/config.yaml) under {', '.join(map(str, paths))}; "
+                          f"give run or sweep directories written by hyperbench.")
+    if "error" not in runs:
+        runs["error"] = None
+    # task=summary runs (older ones wrote no metrics.json) are parameter breakdowns, never failures
+    runs.loc[(runs.task == "summary") & (runs.status == "no_metrics"), "status"] = "summary"
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "runs.csv", runs.drop(columns="config").to_csv(index=False))
     ok = runs[runs.status == "ok"]
     superseded = runs[runs.status == "superseded"]  # interrupted, then continued by trainer.resume elsewhere
-    sections = [f"# hyperbench report\n\nRuns read: {len(runs)} ({len(ok)} ok"
-                + (f", {len(superseded)} superseded by their resumed run" if len(superseded) else "")
-                + f") from {', '.join(map(str, paths))}"]
+    summaries = runs[runs.status == "summary"]
+    refused = runs[runs.status.isin(REFUSED)]
+    failed = runs[~runs.status.isin(["ok", "superseded", "summary", *REFUSED])]
+    counts = [f"{len(ok)} ok"] + [f"{len(df)} {what}" for df, what in (
+        (superseded, "superseded by their resumed run"), (summaries, "parameter summaries"),
+        (refused, "refused before running"), (failed, "failed")) if len(df)]
+    sections = [f"# hyperbench report\n\nRuns read: {len(runs)} ({', '.join(counts)}) from {', '.join(map(str, paths))}"]
     if not ok.empty:
         for section in SECTIONS:
             sections += section(ok, out)
-    failed = runs[~runs.status.isin(["ok", "superseded"])]
+    if not summaries.empty:
+        lines = [f"- `{r.run_dir}` ({r.model}, {r.data}): {int(r.total_params):,} parameters"
+                 if pd.notna(getattr(r, "total_params", None)) else f"- `{r.run_dir}` ({r.model}, {r.data})"
+                 for r in summaries.itertuples()]
+        sections.append(f"## Parameter summaries (task=summary, {len(summaries)})\n\n" + "\n".join(lines))
     if not failed.empty:
         lines = [f"- `{r.run_dir}` ({r.model}): **{r.status}**: {str(r.error).strip()}" for r in failed.itertuples()]
         sections.append(f"## Failed runs ({len(failed)})\n\n" + "\n".join(lines))
+    if not refused.empty:
+        lines = [f"- `{r.run_dir}` ({r.model}): **{r.status}**: {str(r.error).strip()}" for r in refused.itertuples()]
+        sections.append(f"## Refused before running: bad input ({len(refused)})\n\n" + "\n".join(lines))
     sections.append(references_markdown())
     text = "\n\n".join(sections) + "\n"
     write_text(out / "report.md", text)
@@ -97,7 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         print(f"hyperbench-report: not a directory: {', '.join(missing)}", file=sys.stderr)
         raise SystemExit(2)
-    print(build_report(args.paths, args.out or args.paths[0] / "report"), end="")
+    try:
+        text = build_report(args.paths, args.out or args.paths[0] / "report")
+    except (ReportError, HyperbenchError) as exc:  # exit codes: 0 report written, 2 refused (argparse too), 1 crash
+        print(f"hyperbench-report: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+    print(text, end="")
 
 
 if __name__ == "__main__":

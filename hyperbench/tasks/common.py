@@ -12,6 +12,7 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from ..engine import FitResult
+from ..errors import HyperbenchError, StorageError
 from ..files import write_json, write_text
 
 log = logging.getLogger("hyperbench")
@@ -87,10 +88,19 @@ def fit_recorded(trainer, model: nn.Module, data, objective, cfg: DictConfig, ru
     except BaseException as exc:
         partial = getattr(trainer, "result", None)
         if partial is not None:
-            write_history(run_dir, partial.history)
-            if partial.best_state is not None and cfg.trainer.save_model:
-                save_torch(partial.best_state, run_dir / "model.pt")
+            try:  # on a full disk these may fail too: then the last version written stays, as on_epoch left it
+                write_history(run_dir, partial.history)
+                if partial.best_state is not None and cfg.trainer.save_model:
+                    save_torch(partial.best_state, run_dir / "model.pt")
+            except HyperbenchError as again:
+                log.warning(f"while recording the stopped run: {again}")
             exc.partial_metrics = {**facts, **fit_metrics(partial, int(cfg.trainer.epochs))}
+            if isinstance(exc, StorageError):
+                saved = getattr(trainer, "saved_epoch", None)
+                exc.args = (f"{exc} The run stopped after {len(partial.history)} finished epoch(s); kept in {run_dir}: "
+                            f"history.csv as last written, "
+                            + (f"checkpoint.pt of epoch {saved}" if saved is not None else "no checkpoint yet")
+                            + ". Free some space and continue with trainer.resume=true (same hydra.run.dir).",)
         raise
     finally:
         close_logger()

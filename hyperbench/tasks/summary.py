@@ -12,7 +12,7 @@ from ..data import dataset_info
 from ..files import write_text
 from ..models import model_from_config
 from ..models.hyper import HyperConv2d, KernelGenerator
-from .common import param_count
+from .common import param_count, write_metrics
 
 # training images of each dataset before the validation split is taken out (for steps per epoch)
 TRAIN_IMAGES = {"mnist": 60000, "cifar10": 50000}
@@ -102,5 +102,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         text += "\n" + line + "\n"
     print(text, end="")
     write_text(run_dir / "summary.txt", text)
-    return {"total_params": param_count(model),
-            "conv_params": model.conv_params() if hasattr(model, "conv_params") else None, **facts}
+    metrics = {"status": "summary", "task": "summary", "data": str(cfg.data.name), "model": str(cfg.model.name),
+               "seed": int(cfg.seed), "total_params": param_count(model),
+               "conv_params": model.conv_params() if hasattr(model, "conv_params") else None, **facts}
+    write_metrics(run_dir, metrics)  # its own status: the report lists it apart, never as a failure
+    return metrics
