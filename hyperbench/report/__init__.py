@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from ..files import write_text
 from . import cifar, compensate, invariance, mnist, seeds, transform
-from .common import config_key
+from .common import config_key, run_precision
 from .html import to_html
 
 SECTIONS = [mnist.section, cifar.section, invariance.section, transform.section, compensate.section, seeds.section]
@@ -51,7 +51,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "model": OmegaConf.select(cfg, "model.name"),  # resolves hyper${.z_dim}_${.d}
                 "lr": OmegaConf.select(cfg, "trainer.lr"),
                 "seed": OmegaConf.select(cfg, "seed"),
-                "config_key": config_key(cfg),
+                "config_key": config_key(cfg, run_precision(cfg, metrics)),
                 "rotation": OmegaConf.select(cfg, "rotation.name"),
                 "config": cfg,
             }
