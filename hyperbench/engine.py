@@ -242,7 +242,7 @@ class Trainer:
         torch.compile wrapper of `model` to call instead (trainer.compile)."""
         model.eval()
         with torch.inference_mode():
-            return objective.evaluate(AutocastModel(compiled or model, self._autocast),
+            return objective.evaluate(AutocastModel(model if compiled is None else compiled, self._autocast),
                                       Split(self._fmt(split.x), split.y), int(self.cfg.eval_batch_size))
 
     @property
