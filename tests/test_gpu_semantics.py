@@ -300,7 +300,6 @@ def test_report_does_not_pool_fp32_cpu_runs_with_bf16_gpu_runs(tmp_path):
 # --- 6/7. checkpoints: owned optimizers, the best weights not written twice ---------------------------------
 
 def test_checkpoint_holds_owned_optimizers_and_no_second_copy_of_the_best_weights(tmp_path):
-    from hyperbench.engine import BEST_IS_MODEL
 
     _, families = _families()
     model = create_model("transform_aae", n_params=2, channels=(4, 8), hidden=16, latent=4, critic_hidden=8)
@@ -312,6 +311,8 @@ def test_checkpoint_holds_owned_optimizers_and_no_second_copy_of_the_best_weight
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert "owned_optimizers" in state, "the critic's optimizer is not in the checkpoint"
     critic = state["owned_optimizers"][":critic"]
+    from hyperbench.engine import BEST_IS_MODEL
+
     assert len(critic["state"]) == len(list(model.critic.parameters())) and critic["state"][0]["step"] == 4
     best_is_last = result.best_epoch == 2
     assert (state["best_state"] == BEST_IS_MODEL) == best_is_last
