@@ -67,6 +67,17 @@ def test_summary_prints_the_parameter_breakdown(tmp_path):
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("model,width", [("ae", 2), ("aae", 2), ("hypernet_shallow", 2), ("hypernet_deep", 2)])
+def test_summary_times_a_transform_model_with_its_condition(cfg_of, tmp_path, capsys, model, width):
+    from hyperbench.tasks.summary import run
+
+    facts = run(cfg_of("task=summary", f"model={model}", "task.time_steps=1", "task.time_warmup=0",
+                       "task.time_train_size=64", "trainer.batch_size=8", "trainer.device=cpu"), tmp_path)
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("seconds per epoch (estimate):"))
+    assert facts["seconds_per_step"] > 0 and facts["batch_size"] == 8 and "= 8 steps x" in line
+    assert f"transform loss, a condition of {width} parameters" in line and "fp32" in line
+
+
 ERRORS = [
     # (capsnet_em, from its own branch, sorts between capsnet and cnn)
     (["model=resnet50"], "Unknown model 'resnet50'. Available model configs: aae, ae, capsnet, "),
