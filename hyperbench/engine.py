@@ -459,7 +459,7 @@ def owned_optimizer_states(model: nn.Module) -> dict[str, dict]:
 def load_owned_optimizers(model: nn.Module, states: dict[str, dict]) -> None:
     opts = owned_optimizers(model)
     if set(states) != set(opts):
-        raise KeyError(f"owned optimizers {sorted(states)} in the checkpoint, {sorted(opts)} in the model")
+        raise ValueError(f"owned optimizers {sorted(states)} in the checkpoint, {sorted(opts)} in the model")
     for k, o in opts.items():
         o.load_state_dict(states[k])
 

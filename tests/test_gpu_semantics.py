@@ -331,3 +331,24 @@ def test_a_failed_checkpoint_write_stops_the_run(tmp_path, monkeypatch):
     t.run_dir = tmp_path
     with pytest.raises(OSError, match="No space left"):
         t.fit(OwnLoss(), _tiny_data(), Objective(loss=classifier_loss, evaluate=accuracy_eval))
+
+
+def test_resuming_a_checkpoint_without_the_critic_optimizer_is_a_checkpoint_error(tmp_path):
+    from hyperbench.errors import CheckpointError
+
+    _, families = _families()
+    x, y = patterns(40)
+    data = DataBundle("pattern", Split(x * 2 - 1, y), Split(x[:10] * 2 - 1, y[:10]), Split(x[:10] * 2 - 1, y[:10]), 10)
+    objective = problem_objective(Learn(families[0]), seed=0)
+    aae = lambda: create_model("transform_aae", n_params=2, channels=(4, 8), hidden=16, latent=4, critic_hidden=8)  # noqa: E731
+    t = trainer(epochs=1)
+    t.run_dir = tmp_path
+    t.fit(aae(), data, objective)
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    del state["owned_optimizers"]  # as written before the engine saved models' own optimizers
+    torch.save(state, tmp_path / CHECKPOINT)
+    t = trainer(epochs=2, resume=True)
+    t.run_dir = tmp_path
+    with pytest.raises(CheckpointError, match=r"does not fit this model or optimizer \(owned optimizers \[\] in the "
+                                              r"checkpoint, \[':critic'\] in the model\)"):
+        t.fit(aae(), data, objective)
