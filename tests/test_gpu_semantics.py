@@ -352,3 +352,19 @@ def test_resuming_a_checkpoint_without_the_critic_optimizer_is_a_checkpoint_erro
     with pytest.raises(CheckpointError, match=r"does not fit this model or optimizer \(owned optimizers \[\] in the "
                                               r"checkpoint, \[':critic'\] in the model\)"):
         t.fit(aae(), data, objective)
+
+
+def test_checkpoint_does_not_write_the_best_weights_twice(tmp_path):
+    """Cost: when the best epoch is the checkpoint's own, the checkpoint holds the weights once (model +
+    Adam's two moments, not a fourth copy), and the run records how long training waited for checkpoints."""
+    objective = Objective(loss=classifier_loss, evaluate=accuracy_eval, monitor="loss", higher_is_better=False)
+    t = trainer(epochs=2, lr=1e-2)
+    t.run_dir = tmp_path
+    torch.manual_seed(0)
+    result = t.fit(OwnLoss(), _tiny_data(), objective)
+    assert result.best_epoch == 2  # the validation loss fell in both epochs
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["best_state"] == "model"
+    weights = sum(v.numel() for v in state["model"].values())
+    stored = sum(t.numel() for s in state["optimizer"]["state"].values() for t in s.values() if t.dim() > 0)
+    assert stored == 2 * weights and getattr(result, "checkpoint_wait_s", -1) >= 0
