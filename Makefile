@@ -27,7 +27,7 @@ ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate bench clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -72,6 +72,11 @@ table-invariance: install
 ## Benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test; docs/performance.md).
 bench: install
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## Whenever a GPU is at hand: every task and model family a few hundred steps in fp32, bf16 and compiled, metrics
+## checked against fp32, images/s and peak memory, a markdown summary (docs/gpu.md). Without a GPU: says so, exits 0.
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 ## Learning transformations (Potapov's SingularityNET articles): ae, aae, shallow and deep HyperNet learn rotation under rotation=restricted49 on one
 ## budget; each is then evaluated on the rendered symbols; the report overlays the digit-4 loss-vs-angle curves.

@@ -6,6 +6,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .precision import no_autocast
+
 
 @functools.lru_cache(maxsize=128)
 def constant(values: tuple, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -51,7 +53,8 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
 def warp(x: torch.Tensor, theta: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Apply one 2x3 affine map per image (output -> input coordinates, normalised to [-1, 1]),
     bilinear, `fill` outside the image."""
-    grid = affine_grid(theta.to(x.dtype), x.shape[2], x.shape[3])
+    with no_autocast(x.device):  # the grid in float32 whatever the caller's autocast (targets, docs/gpu.md)
+        grid = affine_grid(theta.to(torch.float32), x.shape[2], x.shape[3]).to(x.dtype)
     if fill == 0.0:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

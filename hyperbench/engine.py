@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import torch.nn as nn
 from .data import DataBundle, Split
 from .errors import CheckpointError, ConfigError, DivergenceError
 from .files import save_torch
+from .precision import dtype_name
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "hyperbench-checkpoint-v1"
@@ -64,6 +66,9 @@ class FitResult:
     status: str = "ok"
     wall_time_s: float = 0.0
     resumed_from_epoch: int | None = None  # set when fit() continued from a checkpoint
+    precision: str = "fp32"  # what the model ran in: fp32, bf16 or fp16 (autocast), see docs/gpu.md
+    compiled: tuple[str, ...] = ()  # what torch.compile compiled (forward, training_loss), empty when off
+    checkpoint_wait_s: float = 0.0  # seconds the training loop waited for checkpoint writes
 
 
 def seed_everything(seed: int) -> None:
@@ -157,6 +162,37 @@ class Trainer:
         self.amp_dtype = amp_dtype(str(cfg.get("amp", "off")), device)
         self.compile = bool(cfg.get("compile", False))
 
+    # torch.compile backend for trainer.compile=true (tests set "eager": dynamo traces, nothing is generated)
+    compile_backend = "inductor"
+
+    @property
+    def precision(self) -> str:
+        """fp32, bf16 or fp16: what the model runs in (after model_precision settled it for a model)."""
+        return dtype_name(self.amp_dtype)
+
+    def model_precision(self, model: nn.Module) -> str:
+        """Settle autocast for `model`: a model that sets full_precision = True (capsnet_em: EM routing
+        amplifies rounding error) runs in float32 whatever trainer.amp says. Returns the precision."""
+        if self.amp_dtype is not None and getattr(model, "full_precision", False):
+            self.log(f"{type(model).__name__} runs in fp32 (full_precision; trainer.amp does not apply to it)")
+            self.amp_dtype = None
+        return self.precision
+
+    def compiled(self, model: nn.Module) -> tuple[nn.Module, tuple[str, ...]]:
+        """(what to train, names of what was compiled): with trainer.compile the forward and, for a model
+        that owns its training step (training_loss: capsnets, aae, compensate with aae), that method too;
+        a torch.compile wrapper alone hands back the eager training_loss. Parameters are shared."""
+        if not self.compile:
+            return model, ()
+        wrapped = torch.compile(model, backend=self.compile_backend)
+        names = ["forward"]
+        own = getattr(model, "training_loss", None)
+        if own is not None:
+            wrapped.training_loss = torch.compile(own, backend=self.compile_backend)
+            names.append("training_loss")
+        self.log(f"torch.compile ({self.compile_backend}): {type(model).__name__}.{', .'.join(names)}")
+        return wrapped, tuple(names)
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
@@ -169,13 +205,15 @@ class Trainer:
         autocast and memory format) on the fixed batch (x, y), over `steps` steps after `warmup` untimed ones.
         `model` is on the device already; no data work is timed (task=summary's estimate, the benchmark's ceiling)."""
         self.model_format(model)
+        self.model_precision(model)
         model.train()
         opt = make_optimizer(list(model.parameters()), self.cfg)
         x = self._fmt(x)
+        trained, _ = self.compiled(model)
 
         def step():
             with self._autocast():
-                value = loss(model, x, y)
+                value = loss(trained, x, y)
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()
@@ -198,10 +236,15 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         return self.channels_last
 
-    def evaluate(self, model: nn.Module, split: Split, objective: Objective) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, split: Split, objective: Objective, compiled: nn.Module | None = None
+                 ) -> dict[str, float]:
+        """objective.evaluate on a split. Only the model's forward runs under autocast (its outputs come back
+        as float32); targets, metrics and so the best-epoch choice are computed in float32. `compiled`: the
+        torch.compile wrapper of `model` to call instead (trainer.compile)."""
         model.eval()
-        with torch.inference_mode(), self._autocast():
-            return objective.evaluate(model, Split(self._fmt(split.x), split.y), int(self.cfg.eval_batch_size))
+        with torch.inference_mode():
+            return objective.evaluate(AutocastModel(model if compiled is None else compiled, self._autocast),
+                                      Split(self._fmt(split.x), split.y), int(self.cfg.eval_batch_size))
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -214,8 +257,9 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
         model.to(self.device)
         self.model_format(model)
+        self.result = result = FitResult(precision=self.model_precision(model))  # readable if fit() raises
         params = list(model.parameters())
-        train_model = torch.compile(model) if self.compile else model  # shares the parameters
+        train_model, result.compiled = self.compiled(model)  # shares the parameters
         scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         opt = make_optimizer(params, cfg)
         sched = make_schedule(opt, cfg)
@@ -229,8 +273,7 @@ class Trainer:
         clip = None if cfg.grad_clip is None else float(cfg.grad_clip)
         log_every = int(cfg.log_every)
         evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
-        self.result = result = FitResult()  # readable by the caller if fit() raises
-        self.saved_epoch = None  # epoch of the checkpoint in run_dir (written or resumed from)
+        self.saved_epoch = None  # epoch of the checkpoint in run_dir (written, being written, or resumed from)
         best_score = -math.inf
         first_epoch, time_before = 1, 0.0
         ckpt = self.checkpoint_path
@@ -240,6 +283,7 @@ class Trainer:
             try:
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
+                load_owned_optimizers(model, state.get("owned_optimizers", {}))
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise CheckpointError(f"The checkpoint {ckpt} does not fit this model or optimizer "
                                       f"({str(exc).splitlines()[0][:200]}).") from None
@@ -251,12 +295,15 @@ class Trainer:
             random.setstate(_as_random_state(state["rng"]["python"]))
             result.history = list(state["history"])
             result.best_epoch, result.best = state["best_epoch"], dict(state["best"])
-            result.best_state, best_score = state["best_state"], float(state["best_score"])
+            best = state["best_state"]
+            result.best_state = copy.deepcopy(model.state_dict()) if best == BEST_IS_MODEL else best
+            best_score = float(state["best_score"])
             first_epoch, time_before = int(state["epoch"]) + 1, float(state["wall_time_s"])
             result.resumed_from_epoch = self.saved_epoch = int(state["epoch"])
             self.log(f"resumed from {ckpt} after epoch {state['epoch']}")
         every = int(cfg.get("checkpoint_every", 1))
         kill_after = int(os.environ.get(KILL_HOOK, "0"))
+        writer = CheckpointWriter()
         t0 = time.perf_counter()
         try:
             for epoch in range(first_epoch, int(cfg.epochs) + 1):
@@ -301,7 +348,8 @@ class Trainer:
                 row = {"epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
                        "lr": sched.get_last_lr()[0]}
                 for split, held_out in evals.items():
-                    for k, v in self.evaluate(model, held_out, objective).items():
+                    for k, v in self.evaluate(model, held_out, objective, train_model if self.compile else None
+                                              ).items():
                         row[f"{split}_{k}"] = v
                 row["epoch_time_s"] = time.perf_counter() - te
                 result.history.append(row)
@@ -319,20 +367,34 @@ class Trainer:
                 if on_epoch is not None:
                     on_epoch(result)
                 if ckpt is not None and (epoch % every == 0 or epoch == int(cfg.epochs)):
-                    save_torch({
+                    # a snapshot on the host now (the only part that blocks training), written by a thread
+                    # while the next epoch trains; the previous write is finished first, so a kill -9 loses at
+                    # most the epoch being written. The best weights are not written twice when they are the
+                    # model's own (the best epoch is this one).
+                    tw = time.perf_counter()
+                    writer.wait()
+                    state = {
                         "format": CHECKPOINT_FORMAT, "epoch": epoch,
                         "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                        "owned_optimizers": owned_optimizer_states(model),
                         "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state(),
                                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                                 "python": random.getstate()},
-                        "history": result.history, "best_epoch": result.best_epoch, "best": result.best,
-                        "best_state": result.best_state, "best_score": best_score,
+                        "history": list(result.history), "best_epoch": result.best_epoch, "best": dict(result.best),
+                        "best_state": BEST_IS_MODEL if result.best_epoch == epoch else result.best_state,
+                        "best_score": best_score,
                         "wall_time_s": time_before + time.perf_counter() - t0,
                         "trainer": {k: v for k, v in _plain(cfg).items() if k not in RESUME_FREE_KEYS},
-                    }, ckpt)
-                    self.saved_epoch = epoch
+                    }
+                    writer.start(to_host(state), ckpt)
+                    self.saved_epoch = epoch  # fit() never returns or raises before this write has ended
                     if epoch == kill_after:
+                        writer.wait()
                         os.kill(os.getpid(), signal.SIGKILL)
+                    result.checkpoint_wait_s += time.perf_counter() - tw
+            tw = time.perf_counter()
+            writer.wait()  # the last checkpoint is on disk before fit() returns
+            result.checkpoint_wait_s += time.perf_counter() - tw
         except DivergenceError:
             result.status = "diverged"
             raise
@@ -340,6 +402,7 @@ class Trainer:
             result.status = "interrupted"
             raise
         finally:
+            writer.wait(raise_error=False)  # a started checkpoint write ends before the run records its end
             result.wall_time_s = time_before + time.perf_counter() - t0
         return result
 
@@ -381,6 +444,89 @@ def divergence_message(value: float, epoch: int, step: int, lr: float, result: F
     tries.append("check the data scale (data.scale)")
     return (f"The training loss became {value} at epoch {epoch}, step {step} (lr {lr:.3g}). The run stopped. {what} "
             f"To change the outcome: " + "; ".join(tries) + ".")
+
+
+class AutocastModel:
+    """A model whose calls run under the trainer's autocast and hand back float32 outputs; every other
+    attribute (score_loss, encode, ...) is the model's own, run outside autocast (evaluation: only the
+    model runs in reduced precision, targets and metrics in float32)."""
+
+    def __init__(self, model: nn.Module, autocast: Callable):
+        self.model, self._autocast = model, autocast
+
+    def __call__(self, *args, **kwargs):
+        with self._autocast():
+            out = self.model(*args, **kwargs)
+        return out.float() if torch.is_tensor(out) and out.is_floating_point() else out
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+# checkpoint["best_state"] when the best epoch is the checkpoint's own: the model's weights are the best ones
+BEST_IS_MODEL = "model"
+
+
+def owned_optimizers(model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+    """Every optimizer a model owns besides the trainer's (the adversarial autoencoder's critic): submodules
+    that define owned_optimizers() -> {name: optimizer}, keyed '<module path>:<name>'."""
+    out = {}
+    for path, mod in model.named_modules():
+        own = getattr(type(mod), "owned_optimizers", None)
+        if own is not None:
+            out.update({f"{path}:{k}": o for k, o in own(mod).items()})
+    return out
+
+
+def owned_optimizer_states(model: nn.Module) -> dict[str, dict]:
+    return {k: o.state_dict() for k, o in owned_optimizers(model).items()}
+
+
+def load_owned_optimizers(model: nn.Module, states: dict[str, dict]) -> None:
+    opts = owned_optimizers(model)
+    if set(states) != set(opts):
+        raise ValueError(f"owned optimizers {sorted(states)} in the checkpoint, {sorted(opts)} in the model")
+    for k, o in opts.items():
+        o.load_state_dict(states[k])
+
+
+def to_host(obj):
+    """A deep copy of a checkpoint's state with every tensor on the CPU (a snapshot: training may go on)."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_host(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class CheckpointWriter:
+    """Writes one checkpoint at a time in a background thread (atomically: files.save_torch), so that the
+    training loop waits only for its host snapshot. wait() joins the write in progress and re-raises its error."""
+
+    def __init__(self):
+        self._thread, self._error = None, None
+
+    def start(self, state: dict, path: Path) -> None:
+        self.wait()
+
+        def write():
+            try:
+                save_torch(state, path)
+            except BaseException as exc:  # handed to the training thread by wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=write, name="hyperbench-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wait(self, raise_error: bool = True) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None and raise_error:
+            raise error
 
 
 def _plain(cfg) -> dict:

@@ -29,9 +29,10 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor | float, fill: float = 0.0) ->
     R(-angle) p (pixel coordinates about the centre, y pointing down).
     """
     n, _, h, w = x.shape
-    a = torch.as_tensor(degrees, dtype=torch.float64, device=x.device).expand(n) * (math.pi / 180)
+    # float32 (MPS has no float64); cos/sin of a float32 angle are exact to ~1e-7, far below a pixel
+    a = torch.as_tensor(degrees, dtype=torch.float32, device=x.device).expand(n) * (math.pi / 180)
     c, s = torch.cos(a), torch.sin(a)
-    theta = torch.zeros(n, 2, 3, dtype=torch.float64, device=x.device)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float32, device=x.device)
     # affine_grid works in coordinates normalised to [-1, 1] per axis; w/h keeps non-square images round
     theta[:, 0, 0], theta[:, 0, 1] = c, -s * h / w
     theta[:, 1, 0], theta[:, 1, 1] = s * w / h, c

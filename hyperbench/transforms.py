@@ -165,7 +165,7 @@ class Shift(Transform):
 
     def apply(self, x, raw):
         n, _, h, w = x.shape
-        theta = torch.zeros(n, 2, 3, device=x.device)
+        theta = torch.zeros(n, 2, 3, device=x.device, dtype=raw.dtype)
         theta[:, 0, 0] = theta[:, 1, 1] = 1
         theta[:, 0, 2] = -raw[:, 0] * 2 / w  # output pixel p samples the input at p - d
         theta[:, 1, 2] = -raw[:, 1] * 2 / h
@@ -249,7 +249,8 @@ class Affine(_AngleAxis, Transform):
 
     def along_axis(self, values):
         mid = lambda r: (r[0] + r[1]) / 2  # noqa: E731
-        rest = torch.tensor([mid(self.shear), mid(self.shear), mid(self.scale), mid(self.scale), 0.0, 0.0])
+        rest = augment.constant((mid(self.shear), mid(self.shear), mid(self.scale), mid(self.scale), 0.0, 0.0),
+                                values.device, values.dtype)  # on the values' device (a GPU run's curve)
         return torch.cat([values[:, None], rest.expand(len(values), -1)], 1)
 
     def restricted_axis_range(self):

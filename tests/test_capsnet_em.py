@@ -96,8 +96,8 @@ def test_exact_parameter_count(sizes):
     k, bn = sizes.pop("K"), sizes.pop("batch_norm", True)
     m = create_model("capsnet_em", num_classes=k, batch_norm=bn, **sizes)
     assert sum(p.numel() for p in m.parameters()) == expected_params(**sizes, K=k, batch_norm=bn)
-    if sizes == dict(A=32, B=8, C=16, D=16) and k == 10:
-        assert expected_params(32, 8, 16, 16, 10) == 63292
+    if sizes == dict(A=32, B=8, C=16, D=16) and k == 10:  # the count of the model itself, not of the formula
+        assert sum(p.numel() for p in m.parameters()) == 63292
 
 
 def test_gradient_reaches_the_first_conv_and_every_parameter():

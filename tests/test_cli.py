@@ -18,10 +18,10 @@ def test_single_run_writes_every_file(fake_mnist, tmp_path):
     m = json.loads((run / "metrics.json").read_text())
     assert m["status"] == "ok" and m["model"] == "hyper4_4" and m["device"] == "cpu"
     assert m["conv_params"] == 4244 and m["total_params"] == 12910
-    assert 0 <= m["val_acc"] <= 1 and 0 <= m["test_acc"] <= 1 and m["epochs"] == 2
+    assert m["val_acc"] > 0.5 and m["test_acc"] > 0.5 and m["epochs"] == 2  # chance: 0.1
     assert m["wall_time_s"] > 0 and 1 <= m["best_epoch"] <= 2
     hist = pd.read_csv(run / "history.csv")
-    assert list(hist.epoch) == [1, 2]
+    assert list(hist.epoch) == [1, 2] and hist.train_loss[1] < hist.train_loss[0]
     assert {"train_loss", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "epoch_time_s"} <= set(hist.columns)
     assert m["test_acc"] == hist.test_acc[hist.val_acc.idxmax()]
     for png in ("curves.png", "filters.png"):
@@ -66,6 +66,17 @@ def test_summary_prints_the_parameter_breakdown(tmp_path):
     assert "conv parameters (as counted in Vineet, CS618 report): 5,189" in out and "13,855" in out
     assert "generated from 1 tile(s) of 16x16" in out
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "summary"  # listed apart by the report
+
+
+@pytest.mark.parametrize("model,width", [("ae", 2), ("aae", 2), ("hypernet_shallow", 2), ("hypernet_deep", 2)])
+def test_summary_times_a_transform_model_with_its_condition(cfg_of, tmp_path, capsys, model, width):
+    from hyperbench.tasks.summary import run
+
+    facts = run(cfg_of("task=summary", f"model={model}", "task.time_steps=1", "task.time_warmup=0",
+                       "task.time_train_size=64", "trainer.batch_size=8", "trainer.device=cpu"), tmp_path)
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("seconds per epoch (estimate):"))
+    assert facts["seconds_per_step"] > 0 and facts["batch_size"] == 8 and "= 8 steps x" in line
+    assert f"transform loss, a condition of {width} parameters" in line and "fp32" in line
 
 
 ERRORS = [
@@ -133,8 +144,9 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     m = json.loads((run / "metrics.json").read_text())
-    assert m["status"] == "interrupted" and m["epochs_completed"] >= 1 and 0 <= m["test_acc"] <= 1
-    assert len(pd.read_csv(run / "history.csv")) == m["epochs_completed"]
+    assert m["status"] == "interrupted" and m["epochs_completed"] >= 1
+    hist = pd.read_csv(run / "history.csv")
+    assert len(hist) == m["epochs_completed"] and m["test_acc"] == hist.test_acc[m["best_epoch"] - 1]
     assert (run / "model.pt").exists()
 
 
@@ -144,7 +156,8 @@ def test_same_command_same_metrics_and_seed_changes_them(fake_mnist, tmp_path):
                        data_root=fake_mnist)
         assert p.returncode == 0, p.stderr
         m = json.loads((tmp_path / name / "metrics.json").read_text())
-        return {k: v for k, v in m.items() if "time" not in k and "per_epoch" not in k}, \
+        return {k: v for k, v in m.items() if "time" not in k and "per_epoch" not in k
+                and k != "checkpoint_wait_s"}, \
             torch.load(tmp_path / name / "model.pt")
 
     (m1, w1), (m2, w2), (m3, w3) = metrics("a"), metrics("b"), metrics("c", "seed=1")

@@ -9,7 +9,7 @@ import pytest
 from .conftest import hyperbench
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = ["data.val_size=100", "data.train_size=200", "trainer.batch_size=100", "trainer.epochs=1",
+TINY = ["data.val_size=100", "data.train_size=200", "trainer.batch_size=100", "trainer.epochs=2",
         "task.epoch_eval_images=50", "task.metric_images=5", "task.curve_images=3", "task.grid_images=2"]
 
 
@@ -31,17 +31,29 @@ def test_tiny_rotate_run_writes_every_file(trained):
     assert m["status"] == "ok" and m["task"] == "transform" and m["model"] == "hypernet_deep"
     assert m["restricted"] == [4, 9] and m["n_params"] == 2 and m["total_params"] == 3_003_913
     assert "4, 9 trained in [-45, 45], the others in [-180, 180)" in m["protocol"]
-    for key in ("loss_in", "loss_out", "digit_3_in", "digit_4_in", "digit_4_out", "digit_9_out",
-                "curve_in_digit_4", "curve_out_digit_4", "curve_out_digit_3", "val_loss", "test_loss"):
-        assert 0 <= m[key] < 4, key
+    hist = pd.read_csv(run / "history.csv")
+    assert_learned_and_recorded(m, hist)
     assert "digit_3_out" not in m  # 3 is trained on the whole circle
     curve = pd.read_csv(run / "recon_vs_angle.csv")
+    inside = curve.angle.between(-45, 45)
+    assert m["curve_in_digit_4"] == pytest.approx(curve.digit_4[inside].mean())
+    assert m["curve_out_digit_3"] == pytest.approx(curve.digit_3[~inside].mean())
     assert list(curve.columns) == ["angle", "digit_4", "digit_9", "digit_3"]
     assert len(curve) == 200 and curve.angle.iloc[0] == -180 and curve.angle.iloc[-1] == pytest.approx(178.2)
     for png in ("recon_vs_angle.png", "grid_digit4.png", "grid_digit9.png", "curves.png"):
         data = (run / png).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, png
-    assert (run / "model.pt").stat().st_size > 1_000_000 and len(pd.read_csv(run / "history.csv")) == 1
+    assert (run / "model.pt").stat().st_size > 1_000_000 and len(hist) == 2
+
+
+def assert_learned_and_recorded(m: dict, hist: pd.DataFrame) -> None:
+    """The training loss fell over the two epochs (a model that learns nothing, or outputs NaN, fails), the
+    headline val/test losses are the history's at the best epoch, and every final loss is a positive finite MSE."""
+    assert hist.train_loss[1] < hist.train_loss[0]
+    best = m["best_epoch"] - 1
+    assert m["val_loss"] == hist.val_loss[best] == hist.val_loss.min() and m["test_loss"] == hist.test_loss[best]
+    for key in ("loss_in", "loss_out", "digit_4_in", "digit_4_out", "curve_in_digit_4", "curve_out_digit_4"):
+        assert 0 < m[key] < float("inf"), key
 
 
 def test_transfer_to_user_images_and_the_report(trained, fake_mnist, tmp_path):
@@ -55,8 +67,8 @@ def test_transfer_to_user_images_and_the_report(trained, fake_mnist, tmp_path):
     assert p.returncode == 0, p.stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["mode"] == "transfer" and m["n_images"] == 5 and m["model"] == "hypernet_deep"
-    assert m["eval_run"] == str(run) and 0 <= m["curve_mean"] < 4
     curve = pd.read_csv(out / "recon_vs_angle.csv")
+    assert m["eval_run"] == str(run) and m["curve_mean"] == pytest.approx(curve.images.mean()) and m["curve_mean"] > 0
     assert list(curve.columns) == ["angle", "images"] and len(curve) == 200  # the trained run's curve step
     for png in ("recon_vs_angle.png", "grid_images.png"):
         assert (out / png).read_bytes().startswith(PNG)

@@ -19,32 +19,38 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..precision import fp32, no_autocast
 from .registry import positive_int, register_model
 
 
 def squash(s: torch.Tensor, dim: int = -1, eps: float = 1e-12) -> torch.Tensor:
     """v = |s|^2 / (1 + |s|^2) * s / |s|: the same direction, length in [0, 1). Finite (0) at s = 0,
     with a finite gradient there."""
-    sq = (s * s).sum(dim, keepdim=True)
-    return s * (sq / (1 + sq) / torch.sqrt(sq + eps))
+    with no_autocast(s.device):  # a norm and a ratio: float32 under any autocast (docs/gpu.md)
+        s = fp32(s)
+        sq = (s * s).sum(dim, keepdim=True)
+        return s * (sq / (1 + sq) / torch.sqrt(sq + eps))
 
 
 def route(u_hat: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Dynamic routing of predictions u_hat [N, I, J, D] (I children, J parents) -> (parent capsules
     v [N, J, D], coupling coefficients c [N, I, J], which sum to 1 over the parents j)."""
-    b = u_hat.new_zeros(u_hat.shape[:3])
-    for r in range(iters):
-        c = b.softmax(dim=2)
-        v = squash(torch.einsum("nij,nijd->njd", c, u_hat))
-        if r < iters - 1:
-            b = b + torch.einsum("nijd,njd->nij", u_hat, v)  # agreement
-    return v, c
+    with no_autocast(u_hat.device):  # softmax over routing logits, agreements: float32 (docs/gpu.md)
+        u_hat = fp32(u_hat)
+        b = u_hat.new_zeros(u_hat.shape[:3])
+        for r in range(iters):
+            c = b.softmax(dim=2)
+            v = squash(torch.einsum("nij,nijd->njd", c, u_hat))
+            if r < iters - 1:
+                b = b + torch.einsum("nijd,njd->nij", u_hat, v)  # agreement
+        return v, c
 
 
 def margin_loss(lengths: torch.Tensor, y: torch.Tensor, m_plus: float = 0.9, m_minus: float = 0.1,
                 lam: float = 0.5) -> torch.Tensor:
     """Per-example margin loss [N]: sum over classes k of T_k max(0, m+ - |v_k|)^2
     + lam (1 - T_k) max(0, |v_k| - m-)^2."""
+    lengths = lengths.float()  # a loss: float32
     t = F.one_hot(y, lengths.shape[1]).to(lengths.dtype)
     return (t * F.relu(m_plus - lengths) ** 2 + lam * (1 - t) * F.relu(lengths - m_minus) ** 2).sum(1)
 
@@ -93,7 +99,9 @@ class CapsNet(nn.Module):
         eval_chunk images: u_hat of a 5,000-image evaluation batch alone would be 3 GB."""
         if not torch.is_grad_enabled() and len(x) > self.eval_chunk:
             return torch.cat([self.forward(c) for c in x.split(self.eval_chunk)])
-        return self.capsules(x)[0].norm(dim=-1)
+        v = self.capsules(x)[0]
+        with no_autocast(v.device):
+            return v.norm(dim=-1)
 
     def decode(self, v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Images [N, C, H, W] in recon_range from the class capsules v masked to class y."""
@@ -104,8 +112,9 @@ class CapsNet(nn.Module):
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         v, _ = self.capsules(x)
-        margin = margin_loss(v.norm(dim=-1), y)
-        recon = (self.decode(v, y) - x).pow(2).flatten(1).mean(1)
+        with no_autocast(v.device):
+            margin = margin_loss(v.norm(dim=-1), y)
+        recon = (self.decode(v, y).float() - x.float()).pow(2).flatten(1).mean(1)
         return (margin + self.recon_weight * recon).mean()
 
     def score_loss(self, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

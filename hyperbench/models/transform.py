@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..precision import no_autocast
 from .registry import positive_int, register_model
 
 
@@ -35,7 +36,7 @@ class ParamControl(nn.Module):
     def __init__(self, n_params: int, hidden: int = 64):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(n_params, hidden), nn.ReLU()) if hidden else nn.Identity()
-        self.out_features = hidden or n_params
+        self.in_features, self.out_features = n_params, hidden or n_params
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         return self.net(cond)
@@ -124,13 +125,20 @@ class TransformAAE(TransformAE):
             self._critic_opt = torch.optim.Adam(self.critic.parameters(), lr=self.critic_lr, betas=(0.5, 0.9))
         return self._critic_opt
 
+    def owned_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The critic's optimizer: the engine saves and restores it with every checkpoint (exact resume)."""
+        return {"critic": self.critic_optimizer()}
+
     def prior(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(n, self.latent, device=like.device, dtype=like.dtype) * 2 - 1
 
     def critic_step(self, z: torch.Tensor) -> torch.Tensor:
         """One WGAN-GP update of the critic on codes z (detached); returns the critic's loss (detached,
         on the device: no sync in the training step)."""
-        z = z.detach()
+        with no_autocast(z.device):  # a tiny critic and a gradient penalty: float32 (docs/gpu.md)
+            return self._critic_step(z.detach().float())
+
+    def _critic_step(self, z: torch.Tensor) -> torch.Tensor:
         real = self.prior(len(z), z)
         eps = torch.rand(len(z), 1, device=z.device, dtype=z.dtype)
         mix = (eps * real + (1 - eps) * z).requires_grad_(True)
@@ -151,7 +159,7 @@ class TransformAAE(TransformAE):
             critic_loss = self.critic_step(z)
         frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
         adv = -torch.func.functional_call(self.critic, frozen, (z,)).mean()
-        rec = F.mse_loss(self.decode(z, cond), target)
+        rec = F.mse_loss(self.decode(z, cond).float(), target.float())
         self.last = {"critic_loss": critic_loss, "rec": rec.detach(), "adv": adv.detach()}
         return rec + self.adv_weight * adv
 

@@ -24,7 +24,7 @@ from ..errors import HyperbenchError
 from ..files import write_text
 from ..published import references_markdown
 from . import cifar, compensate, invariance, mnist, seeds, transform, verdicts
-from .common import config_key
+from .common import config_key, run_precision
 from .html import to_html
 
 SECTIONS = [verdicts.section, mnist.section, cifar.section, invariance.section, transform.section, compensate.section,
@@ -55,7 +55,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "model": OmegaConf.select(cfg, "model.name"),  # resolves hyper${.z_dim}_${.d}
                 "lr": OmegaConf.select(cfg, "trainer.lr"),
                 "seed": OmegaConf.select(cfg, "seed"),
-                "config_key": config_key(cfg),
+                "config_key": config_key(cfg, run_precision(cfg, metrics)),
                 "rotation": OmegaConf.select(cfg, "rotation.name"),
                 "config": cfg,
             }

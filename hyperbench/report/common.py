@@ -97,10 +97,28 @@ def flat_config(cfg) -> dict:
     return dict(walk(container))
 
 
-def config_key(cfg) -> str:
-    """The run's configuration without seed and the NOT_CONFIG keys: equal keys = one config, many seeds."""
+def run_precision(cfg, metrics: dict) -> str | None:
+    """The precision a run's model ran in: metrics.json's `precision`, or, for runs from before it was
+    recorded, what trainer.amp resolved to on the recorded device (auto: bf16 on CUDA, else fp32)."""
+    if metrics.get("precision"):
+        return str(metrics["precision"])
+    amp = OmegaConf.select(cfg, "trainer.amp", default=None)
+    if amp is None or "device" not in metrics:
+        return None
+    amp = str(amp)
+    if amp == "auto":
+        return "bf16" if str(metrics["device"]).startswith("cuda") else "fp32"
+    return {"off": "fp32"}.get(amp, amp)
+
+
+def config_key(cfg, precision: str | None = None) -> str:
+    """The run's configuration without seed and the NOT_CONFIG keys, plus the precision the model ran in
+    (trainer.device is not configuration, but trainer.amp=auto means bf16 on a GPU and fp32 on a CPU, so
+    those are not seeds of one configuration): equal keys = one config, many seeds."""
     flat = flat_config(cfg)
     kept = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_CONFIG)}
+    if precision is not None:
+        kept["precision"] = precision
     return json.dumps(kept, sort_keys=True, default=str)
 
 

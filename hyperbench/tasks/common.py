@@ -32,7 +32,18 @@ def run_header(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "torch": torch.__version__,
         "host_cpu": platform.processor() or platform.machine(),
+        **device_facts(device),
     }
+
+
+def device_facts(device: torch.device) -> dict[str, Any]:
+    """The accelerator a run used: its name, and the CUDA version torch was built with (None without CUDA)."""
+    name = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        name = f"Apple MPS ({platform.machine()})"
+    return {"device_name": name, "cuda": torch.version.cuda}
 
 
 def write_history(run_dir: Path, history: list[dict]) -> None:
@@ -53,7 +64,10 @@ def fit_metrics(result: FitResult, epochs_planned: int) -> dict[str, Any]:
         "epochs": epochs_planned,
         "epochs_completed": len(result.history),
         **{f"final_{k}": v for k, v in last.items() if k.startswith("test_")},
+        "precision": result.precision,  # what the model ran in (fp32, bf16, fp16): part of the report's config
+        "compiled": list(result.compiled),
         "wall_time_s": round(result.wall_time_s, 2),
+        "checkpoint_wait_s": round(result.checkpoint_wait_s, 3),
         "seconds_per_epoch": round(sum(times) / len(times), 3) if times else None,
         **({"resumed_after_epoch": result.resumed_from_epoch} if result.resumed_from_epoch is not None else {}),
     }

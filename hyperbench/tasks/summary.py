@@ -66,6 +66,7 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
     after data.val_size and data.train_size, over the batch size). Data loading and evaluation not included."""
     from ..engine import Trainer, resolve_device
     from .classify import classifier_loss
+    from .transform import transform_loss
 
     steps, warmup = int(cfg.task.time_steps), int(cfg.task.get("time_warmup", 1))
     n = cfg.task.get("time_train_size")
@@ -78,16 +79,32 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
     bs = int(cfg.trainer.batch_size)
     g = torch.Generator().manual_seed(int(cfg.seed))
     x = torch.rand(bs, *shape, generator=g).to(device)
-    y = torch.randint(0, num_classes, (bs,), generator=g).to(device)
-    per_step = trainer.step_seconds(model.to(device), classifier_loss, x, y, steps, warmup)
+    width = condition_width(model)
+    if width is None:  # a classifier: random labels
+        loss, what = classifier_loss, "classification loss"
+        y = torch.randint(0, num_classes, (bs,), generator=g).to(device)
+    else:  # a transform model: (target image, [condition]) as task=transform's training pairs
+        loss, what = transform_loss, f"transform loss, a condition of {width} parameters"
+        y = ((torch.rand(bs, *shape, generator=g) * 2 - 1).to(device),
+             [torch.rand(bs, width, generator=g).to(device)])
+    per_step = trainer.step_seconds(model.to(device), loss, x, y, steps, warmup)
     per_epoch = per_step * (int(n) // bs)
     facts = {"seconds_per_step": round(per_step, 4), "seconds_per_epoch_est": round(per_epoch, 1),
              "time_steps": steps, "threads": torch.get_num_threads(), "train_images": int(n), "batch_size": bs}
     line = (f"seconds per epoch (estimate): {per_epoch:,.0f} s = {int(n) // bs} steps x {per_step:.3f} s/step, "
             f"timed over {steps} steps after {warmup} warm-up, batch {bs}, {int(n):,} training images, "
-            f"device {device}, {torch.get_num_threads()} thread(s), channels_last {trainer.channels_last}; "
+            f"device {device}, {trainer.precision}, {torch.get_num_threads()} thread(s), channels_last "
+            f"{trainer.channels_last}, {what}; "
             f"training steps only (no evaluation, no data loading)")
     return facts, line
+
+
+def condition_width(model) -> int | None:
+    """Parameters a transform model's condition has (its ParamControl's input), None for a classifier."""
+    from ..models.transform import ParamControl
+
+    widths = [m.in_features for m in model.modules() if isinstance(m, ParamControl)]
+    return widths[0] if widths else None
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:

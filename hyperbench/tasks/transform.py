@@ -103,6 +103,16 @@ def per_image_loss(model, x: torch.Tensor, raw: torch.Tensor, problem: Learn, ba
     return torch.cat(out) if out else torch.zeros(0, device=x.device)
 
 
+def transform_loss(model, x: torch.Tensor, y) -> torch.Tensor:
+    """The training loss of a transform model on (first input, (target, [other inputs])): the model's own
+    training_loss when it has one (the adversarial autoencoder: critic update + combined loss), else MSE,
+    in float32 (only the model runs in reduced precision)."""
+    target, rest = y
+    if hasattr(model, "training_loss"):
+        return model.training_loss(x, *rest, target)
+    return F.mse_loss(model(x, *rest).float(), target.float())
+
+
 def problem_objective(problem: Learn, seed: int) -> Objective:
     """Training pairs drawn afresh per batch: (the model's first input, (target, its other inputs))."""
     transform = problem.transform
@@ -112,18 +122,12 @@ def problem_objective(problem: Learn, seed: int) -> Objective:
         first, *rest = problem.inputs(x, raw)
         return first, (problem.target(x, raw), rest)
 
-    def loss(model, x, y):
-        target, rest = y
-        if hasattr(model, "training_loss"):  # e.g. the adversarial autoencoder's critic update + combined loss
-            return model.training_loss(x, *rest, target)
-        return F.mse_loss(model(x, *rest), target)
-
     def evaluate(model, split: Split, batch_size: int) -> dict[str, float]:
         g = torch.Generator(device=split.y.device).manual_seed(seed)  # the same draw at every epoch
         raw = transform.sample(split.y, g)
         return {"loss": per_image_loss(model, split.x, raw, problem, batch_size).mean().item()}
 
-    return Objective(loss=loss, evaluate=evaluate, augment=augment, monitor="loss", higher_is_better=False)
+    return Objective(loss=transform_loss, evaluate=evaluate, augment=augment, monitor="loss", higher_is_better=False)
 
 
 def transform_objective(transform: Transform, seed: int) -> Objective:
