@@ -34,6 +34,15 @@ def run_header(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     }
 
 
+def hypernet_label(cfg: DictConfig) -> str | None:
+    """'hypernet=static N_z=5 d=5 init=variance param=plain ...' when the run hypernetizes layers, else None."""
+    h = cfg.get("hypernet")
+    if h is None or h.get("name", "none") == "none":
+        return None
+    keys = ("z_dim", "d", "targets", "tile", "chunk", "init", "param", "cond_dim", "num_tasks")
+    return f"hypernet={h.name} " + " ".join(f"{k}={h.get(k)}" for k in keys if h.get(k) not in (None, 0))
+
+
 def write_history(run_dir: Path, history: list[dict]) -> None:
     write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
 
