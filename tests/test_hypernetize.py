@@ -254,3 +254,11 @@ def test_cli_run_of_a_hypernetized_model(fake_mnist, tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["status"] == "ok" and m["conv_params"] == TABLE2["hyper4_4"]
     assert m["hypernet"].startswith("hypernet=static z_dim=4 d=4")
+
+
+def test_generated_layers_trace_as_one_graph_for_torch_compile():
+    torch.manual_seed(0)
+    m = hypernetize(cnn(), targets=["conv2.conv", "fc1"], z_dim=3, d=4, chunk=512, conditioning="input", cond_dim=2)
+    x = torch.randn(3, 1, 28, 28)
+    compiled = torch.compile(m, backend="aot_eager", fullgraph=True)  # no graph break, no C++ compiler needed
+    torch.testing.assert_close(compiled(x), m(x), rtol=1e-4, atol=1e-5)
