@@ -40,7 +40,9 @@ def hypernet_label(cfg: DictConfig) -> str | None:
     if h is None or h.get("name", "none") == "none":
         return None
     keys = ("z_dim", "d", "targets", "tile", "chunk", "init", "param", "cond_dim", "num_tasks")
-    return f"hypernet={h.name} " + " ".join(f"{k}={h.get(k)}" for k in keys if h.get(k) not in (None, 0))
+    skip = {"tile"} if h.get("chunk") else set()  # flat chunks: the tile size plays no part
+    return f"hypernet={h.name} " + " ".join(f"{k}={h.get(k)}" for k in keys
+                                            if h.get(k) not in (None, 0) and k not in skip)
 
 
 def write_history(run_dir: Path, history: list[dict]) -> None:
