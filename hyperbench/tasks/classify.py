@@ -85,7 +85,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     }
     if hypernet_label(cfg):
         counts["hypernet"] = hypernet_label(cfg)
-    label = row_label(str(cfg.model.name))
+    label = row_label(str(cfg.model.name)) + (f" [{hypernet_label(cfg)}]" if hypernet_label(cfg) else "")
     log.info(f"{label} on {data.name} ({len(data.train)}/{len(data.val)}/{len(data.test)}) "
              f"device={device} params={counts['total_params']} conv_params={counts['conv_params']} -> {run_dir}")
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=log.info)
