@@ -235,6 +235,11 @@ def test_unknown_init_param_and_bad_sizes(kw, msg):
         hypernetize(cnn(), targets=["fc1"], **kw)
 
 
+def test_a_hypernetized_model_is_not_hypernetized_again(cfg_of):
+    with pytest.raises(ConfigError, match=r"model hyper5_5 is hypernetized already.*model=conv hypernet=static"):
+        build(cfg_of, "model=hyper5_5", "hypernet=static")
+
+
 def test_embedding_without_a_hypernet_is_refused(cfg_of):
     with pytest.raises(ConfigError, match=r"hypernet.d, hypernet.z_dim set.*add hypernet=static"):
         build(cfg_of, "model=conv", "embedding=z5_d5")

@@ -77,6 +77,10 @@ def _fans(m: nn.Module) -> tuple[int, int]:
 def resolve_targets(model: nn.Module, targets: list[str] | None, label: str = "the model") -> list[tuple[str, nn.Module]]:
     """[(name, layer)] for the targets; None = every Conv2d but the first (the one that sees the image),
     the layers the published static hypernetworks generate."""
+    if getattr(model, "hypernet", None) is not None or any(isinstance(m, GeneratedWeight) for m in model.modules()):
+        raise ConfigError(f"{label} is hypernetized already (model=hyperA_B and model=vgg_blockN_hyperA_B are "
+                          f"model=conv / model=vgg_blockN with hypernet=static): hypernetize the plain model, e.g. "
+                          f"model=conv hypernet=static embedding=z5_d5.")
     names = layer_names(model)
     listing = ", ".join(names) or "none"
     if targets is None:

@@ -47,7 +47,8 @@ class GeneratedWeight(nn.Module):
                 raise ConfigError(
                     f"Layer '{name}' ({in_f}->{out_f} channels) cannot be tiled from the hypernetwork's "
                     f"{g.in_size}->{g.out_size} kernel tiles: both channel counts must be multiples of the "
-                    f"tile size (pick a tile that divides both, e.g. hypernet.tile=16 or model.tile=16).")
+                    f"tile size (pick a tile that divides both, e.g. hypernet.tile={math.gcd(in_f, out_f)} "
+                    f"(model.tile= for vgg_hyper), or cut the weights into flat chunks with hypernet.chunk=N).")
             self.tiles_in, self.tiles_out = in_f // g.in_size, out_f // g.out_size
         self.z = nn.Parameter(g.new_embedding(self.tiles_out * self.tiles_in, fan))
         self.theta0: nn.Parameter | None = None
