@@ -37,7 +37,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "trainer", "rotation", "transform", "experiment", "logger")
+GROUPS = ("task", "data", "model", "hypernet", "embedding", "trainer", "rotation", "transform", "experiment", "logger")
 log = logging.getLogger("hyperbench")
 _JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
 # Config names that were renamed: old name -> the new one, so old commands get a pointer instead of a bare refusal.
@@ -91,7 +91,7 @@ def check_group_choices(args: list[str]) -> None:
             continue
         values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
         for value in values:
-            if value in ("null", "None") and group in ("experiment", "rotation", "transform"):
+            if value in ("null", "None") and group in ("experiment", "rotation", "transform", "embedding"):
                 continue
             if value not in group_options(group):
                 raise ConfigError(_unknown_choice_message(group, value))

@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from hyperbench.errors import ConfigError
 from hyperbench.models import create_model, model_from_config
+from hyperbench.hyper import layer_table
 from hyperbench.models.hyper import HyperConv2d
 from hyperbench.published import CIFAR_MISPRINTS, CIFAR_TABLES
 from hyperbench.tasks.summary import describe
@@ -47,7 +48,7 @@ def test_every_table_row_has_a_config(cfg_of):
 
 def test_tiles_per_layer_and_one_shared_generator():
     m = create_model("vgg_hyper", blocks=3, z_dim=8, d=8)
-    layers = {r["layer"]: r["tiles"] for r in m.generated_layers()}
+    layers = {r["layer"]: r["tiles"] for r in layer_table(m)}
     assert layers == {"block1.conv2": 1, "block2.conv1": 2, "block2.conv2": 4, "block3.conv1": 8, "block3.conv2": 16}
     assert isinstance(m.block1.conv1, nn.Conv2d) and not isinstance(m.block1.conv1, HyperConv2d)
     gens = {id(c.generator[0]) for _, c in m.named_convs()[1:]}
@@ -93,7 +94,7 @@ def test_a_tile_that_cannot_tile_a_layer_names_the_layer():
         create_model("vgg_hyper", blocks=2, z_dim=4, d=4, tile=12)
     # a tile that divides every layer is fine: 8x8 tiles, 4x as many as 16x16 ones
     m = create_model("vgg_hyper", blocks=2, z_dim=4, d=4, tile=8)
-    assert sum(r["tiles"] for r in m.generated_layers()) == 4 * 7
+    assert sum(r["tiles"] for r in layer_table(m)) == 4 * 7
 
 
 @pytest.mark.parametrize("kw,msg", [({"blocks": 4}, "model.blocks must be 1, 2 or 3"),

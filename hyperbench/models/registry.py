@@ -55,12 +55,21 @@ def create_model(arch: str, **kwargs: Any) -> nn.Module:
     return builder(**{k: v for k, v in kwargs.items() if k in params})
 
 
-def model_from_config(model_cfg, num_classes: int, shape: tuple[int, int, int]) -> nn.Module:
-    """Build the model a Hydra `model` group entry describes, for data of `shape` (C, H, W)."""
+def model_from_config(model_cfg, num_classes: int, shape: tuple[int, int, int], hypernet=None) -> nn.Module:
+    """Build the model a Hydra `model` group entry describes, for data of `shape` (C, H, W); `hypernet`: the
+    `hypernet` group entry (cfg.hypernet), whose targets' weights then come from a shared generator."""
     opts = {k: v for k, v in dict(model_cfg).items() if k not in _META_KEYS}
-    return create_model(
-        str(model_cfg.arch), num_classes=num_classes, in_channels=shape[0], image_size=shape[1], **opts
-    )
+
+    def build() -> nn.Module:
+        return create_model(
+            str(model_cfg.arch), num_classes=num_classes, in_channels=shape[0], image_size=shape[1], **opts
+        )
+
+    if hypernet is None:
+        return build()
+    from ..hyper import from_config
+
+    return from_config(hypernet, build, f"model {model_cfg.get('name', model_cfg.arch)}")
 
 
 def model_from_run(run_dir, task: str | None = None, build=None) -> tuple[Any, nn.Module]:
@@ -80,7 +89,7 @@ def model_from_run(run_dir, task: str | None = None, build=None) -> tuple[Any, n
         raise ConfigError(f"'{run_dir}' is a task={OmegaConf.select(cfg, 'task.name')} run; a {kind} is needed.")
     if build is None:
         shape, num_classes = dataset_info(str(cfg.data.name))
-        model = model_from_config(cfg.model, num_classes, shape)
+        model = model_from_config(cfg.model, num_classes, shape, cfg.get("hypernet"))
     else:
         model = build(cfg)
     model.load_state_dict(torch.load(weights, map_location="cpu"))

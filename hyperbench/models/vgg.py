@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .hyper import HyperConv2d, KernelGenerator
+from ..hyper import HyperConv2d, build_hypernetized
 from .mnist import _check_size
 from .registry import register_model
 
@@ -23,27 +23,21 @@ WIDTHS = (16, 32, 64)
 
 class VGGBlocks(nn.Module):
     def __init__(self, blocks: int = 1, num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
-                 block_dropout: float = 0.4, dense_dropout: float = 0.5, hidden: int = 128,
-                 generator: KernelGenerator | None = None, ksize: int = 3):
+                 block_dropout: float = 0.4, dense_dropout: float = 0.5, hidden: int = 128, ksize: int = 3):
         super().__init__()
         if not 1 <= blocks <= len(WIDTHS):
             raise ConfigError(f"model.blocks must be 1, 2 or 3 (VGG-Block1..3 of Vineet's CS618 report), got {blocks!r}.")
         for key, p in (("block_dropout", block_dropout), ("dense_dropout", dense_dropout)):
             if not 0 <= p < 1:
                 raise ConfigError(f"model.{key} must be a probability in [0, 1), got {p!r}.")
-        self.hypernet = generator
+        self.hypernet = None  # set by hyperbench.hyper when layers are hypernetized
         self.blocks = blocks
         c = in_channels
         for b in range(blocks):
             layers = {}
             for j in range(2):
                 w = WIDTHS[b]
-                first = b == 0 and j == 0  # sees the 3 colour channels: always an ordinary conv
-                if generator is None or first:
-                    layers[f"conv{j + 1}"] = nn.Conv2d(c, w, ksize, padding=ksize // 2)
-                else:
-                    layers[f"conv{j + 1}"] = HyperConv2d(generator, c, w, padding=ksize // 2,
-                                                         name=f"block{b + 1}.conv{j + 1}")
+                layers[f"conv{j + 1}"] = nn.Conv2d(c, w, ksize, padding=ksize // 2)
                 c = w
             setattr(self, f"block{b + 1}", nn.ModuleDict(layers))
         self.block_dropout = nn.Dropout(block_dropout)
@@ -68,19 +62,13 @@ class VGGBlocks(nn.Module):
         and bias; a hypernetwork counts its generator once plus every tile embedding (the
         un-generated biases are not counted, as in Table 2)."""
         rest = [m for _, m in self.named_convs()[1:]]
-        if self.hypernet is None:
-            return sum(p.numel() for c in rest for p in c.parameters())
-        return sum(p.numel() for p in self.hypernet.parameters()) + sum(c.z.numel() for c in rest)
+        gen = 0 if self.hypernet is None else sum(p.numel() for p in self.hypernet.parameters())
+        return gen + sum(c.z.numel() if isinstance(c, HyperConv2d) else sum(p.numel() for p in c.parameters())
+                         for c in rest)
 
     def kernels(self) -> dict[str, torch.Tensor]:
         """The first 16->16 kernel (block1.conv2), learned or generated: comparable across models."""
         return {"block1.conv2": self.block1.conv2.weight.detach()}
-
-    def generated_layers(self) -> list[dict]:
-        """Per generated layer: kernel shape, tiles (= embeddings) and embedding parameters."""
-        return [{"layer": n, "kernel": (c.out_channels, c.in_channels, c.generator[0].ksize, c.generator[0].ksize),
-                 "tiles": c.num_tiles, "embedding_params": c.z.numel()}
-                for n, c in self.named_convs() if isinstance(c, HyperConv2d)]
 
 
 @register_model("vgg_conv")
@@ -93,6 +81,8 @@ def vgg_conv(blocks: int = 1, num_classes: int = 10, in_channels: int = 3, image
 def vgg_hyper(blocks: int = 1, z_dim: int = 4, d: int = 4, tile: int = 16, num_classes: int = 10,
               in_channels: int = 3, image_size: int = 32, block_dropout: float = 0.4,
               dense_dropout: float = 0.5, hidden: int = 128) -> VGGBlocks:
-    gen = KernelGenerator(_check_size("z_dim", z_dim), _check_size("d", d), in_size=tile, out_size=tile, ksize=3)
-    return VGGBlocks(blocks, num_classes, in_channels, image_size, block_dropout, dense_dropout, hidden,
-                     generator=gen)
+    """VGG-BlockN with every conv but the first generated: hypernetize with tile x tile x 3 x 3 tiles."""
+    z_dim, d = _check_size("z_dim", z_dim), _check_size("d", d)
+    return build_hypernetized(lambda: VGGBlocks(blocks, num_classes, in_channels, image_size, block_dropout,
+                                                dense_dropout, hidden),
+                              targets=None, z_dim=z_dim, d=d, tile=tile, label=f"model vgg_block{blocks}")

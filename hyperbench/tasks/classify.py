@@ -19,7 +19,7 @@ from ..files import save_figure, save_torch
 from ..models import model_from_config, model_from_run
 from ..plots import kernels_figure, labelled_kernels, training_curves
 from ..published import row_label
-from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
+from .common import fit_metrics, hypernet_label, fit_recorded, log, param_count, run_header, write_metrics
 
 
 def classifier_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,7 @@ def kernel_panels(cfg: DictConfig, model) -> dict:
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     device = resolve_device(cfg.trainer.device)
     data = load_data(cfg.data, device)
-    model = model_from_config(cfg.model, data.num_classes, data.shape)
+    model = model_from_config(cfg.model, data.num_classes, data.shape, cfg.get("hypernet"))
     header = run_header(cfg, device)
     counts = {
         "conv_params": model.conv_params() if hasattr(model, "conv_params") else None,
@@ -83,7 +83,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "batch_size": int(cfg.trainer.batch_size),
         "train_size": len(data.train), "val_size": len(data.val), "test_size": len(data.test),
     }
-    label = row_label(str(cfg.model.name))
+    if hypernet_label(cfg):
+        counts["hypernet"] = hypernet_label(cfg)
+    label = row_label(str(cfg.model.name)) + (f" [{hypernet_label(cfg)}]" if hypernet_label(cfg) else "")
     log.info(f"{label} on {data.name} ({len(data.train)}/{len(data.val)}/{len(data.test)}) "
              f"device={device} params={counts['total_params']} conv_params={counts['conv_params']} -> {run_dir}")
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=log.info)

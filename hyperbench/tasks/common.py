@@ -46,6 +46,17 @@ def device_facts(device: torch.device) -> dict[str, Any]:
     return {"device_name": name, "cuda": torch.version.cuda}
 
 
+def hypernet_label(cfg: DictConfig) -> str | None:
+    """'hypernet=static N_z=5 d=5 init=variance param=plain ...' when the run hypernetizes layers, else None."""
+    h = cfg.get("hypernet")
+    if h is None or h.get("name", "none") == "none":
+        return None
+    keys = ("z_dim", "d", "targets", "tile", "chunk", "init", "param", "cond_dim", "num_tasks")
+    skip = {"tile"} if h.get("chunk") else set()  # flat chunks: the tile size plays no part
+    return f"hypernet={h.name} " + " ".join(f"{k}={h.get(k)}" for k in keys
+                                            if h.get(k) not in (None, 0) and k not in skip)
+
+
 def write_history(run_dir: Path, history: list[dict]) -> None:
     write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
 

@@ -105,7 +105,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     t_start = time.perf_counter()
     shape, dataset_classes = dataset_info(str(cfg.data.name))
     protocol = RotationProtocol.from_config(cfg.get("rotation"), dataset_classes)  # before any work
-    model = model_from_config(cfg.model, protocol.num_classes, shape)  # bad model options: before the data too
+    model = model_from_config(cfg.model, protocol.num_classes, shape, cfg.get("hypernet"))  # bad model options: before the data too
     device = resolve_device(cfg.trainer.device)
     task = cfg.task
     seed = int(task.eval_seed)

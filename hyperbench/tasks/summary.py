@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 from ..data import dataset_info
 from ..files import write_text
 from ..models import model_from_config
-from ..models.hyper import HyperConv2d, KernelGenerator
-from .common import param_count, write_metrics
+from ..hyper import GeneratedWeight, KernelGenerator, layer_table, parameter_counts
+from .common import hypernet_label, param_count, write_metrics
 
 # training images of each dataset before the validation split is taken out (for steps per epoch)
 TRAIN_IMAGES = {"mnist": 60000, "cifar10": 50000}
@@ -33,12 +33,18 @@ def describe(model, title: str) -> str:
         if not own:
             continue
         note = ""
-        if isinstance(mod, HyperConv2d):
+        if isinstance(mod, GeneratedWeight):
             g = mod.generator[0]
-            note = (f"kernel {tuple(mod.weight.shape)} generated from {mod.num_tiles} tile(s) of "
-                    f"{g.out_size}x{g.in_size}; learned: embeddings {tuple(mod.z.shape)} + bias")
+            piece = f"chunk(s) of {g.out_size:,}" if g.flat else f"tile(s) of {g.out_size}x{g.in_size}"
+            learned = " + theta_0" if mod.theta0 is not None else ""
+            learned += " + code encoder" if mod.encoder is not None else ""
+            note = (f"{mod.kind} weight {tuple(mod.weight.shape)} generated from {mod.num_tiles} {piece}; "
+                    f"learned: embeddings {tuple(mod.z.shape)}{learned} + bias")
         elif isinstance(mod, KernelGenerator):
-            note = f"hypernetwork: N_z={mod.z_dim}, d={mod.d}, makes {mod.out_size}x{mod.in_size}x{mod.ksize}x{mod.ksize} tiles"
+            what = (f"flat chunks of {mod.out_size:,}" if mod.flat else
+                    f"{mod.out_size}x{mod.in_size}x{mod.ksize}x{mod.ksize} tiles")
+            note = (f"hypernetwork: N_z={mod.z_dim}, d={mod.d}, makes {what}; init={mod.init}, param={mod.param}, "
+                    f"conditioning={mod.conditioning}")
         elif getattr(mod, "weight", None) is not None:
             note = f"weight {tuple(mod.weight.shape)}"
         else:  # parameters of the model itself (capsnet's routing transforms W)
@@ -46,14 +52,18 @@ def describe(model, title: str) -> str:
         rows.append((name or "(model)", type(mod).__name__, f"{own:,}", note))
     rows.append(("total", "", f"{param_count(model):,}", ""))
     lines = [title, ""] + _table(rows, {2})
-    layers = model.generated_layers() if hasattr(model, "generated_layers") else []
+    layers = layer_table(model)
     if layers:
-        gen = sum(p.numel() for p in model.hypernet.parameters())
-        emb = sum(r["embedding_params"] for r in layers)
-        rows = [("generated layer", "kernel", "tiles (embeddings)", "embedding parameters")]
+        c = parameter_counts(model)
+        piece = "chunks" if layers[0]["flat"] else "tiles"
+        rows = [("generated layer", "kernel", f"{piece} (embeddings)", "embedding parameters")]
         rows += [(r["layer"], "x".join(map(str, r["kernel"])), r["tiles"], f"{r['embedding_params']:,}") for r in layers]
-        rows.append(("all", "", sum(r["tiles"] for r in layers), f"{emb:,}"))
-        lines += ["", *_table(rows, {2, 3}), "", f"hypernetwork parameters: {gen:,}; embeddings: {emb:,}"]
+        rows.append(("all", "", sum(r["tiles"] for r in layers), f"{c['embeddings']:,}"))
+        extra = "".join(f" + {k} {c[k]:,}" for k, label in (("encoders", "encoders"), ("theta0", "theta_0")) if c[k])
+        lines += ["", *_table(rows, {2, 3}), "", f"hypernetwork parameters: {c['generator']:,}; embeddings: {c['embeddings']:,}",
+                  f"parameters: generator {c['generator']:,} + embeddings {c['embeddings']:,}{extra} + ordinary layers "
+                  f"{c['ordinary']:,} = {c['total']:,}; the original model: {c['original']:,} "
+                  f"({c['total'] / c['original']:.3f}x)"]
     if hasattr(model, "conv_params"):
         lines += ["", f"conv parameters (as counted in Vineet, CS618 report): {model.conv_params():,}"]
     return "\n".join(lines) + "\n"
@@ -109,13 +119,17 @@ def condition_width(model) -> int | None:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     shape, num_classes = dataset_info(str(cfg.data.name))
-    model = model_from_config(cfg.model, num_classes, shape)
+    model = model_from_config(cfg.model, num_classes, shape, cfg.get("hypernet"))
     title = (f"{cfg.model.name} (arch {cfg.model.arch}) for {cfg.data.name}: input "
              f"{'x'.join(map(str, shape))}, {num_classes} classes")
+    hyper = hypernet_label(cfg)
+    if hyper:
+        title += f"; {hyper}"
     text = describe(model, title)
-    facts = {}
+    facts = {f"hyper_{k}_params": v for k, v in parameter_counts(model).items()} if layer_table(model) else {}
     if int(cfg.task.get("time_steps") or 0) > 0:
-        facts, line = epoch_time(cfg, model, shape, num_classes)
+        timing, line = epoch_time(cfg, model, shape, num_classes)
+        facts.update(timing)
         text += "\n" + line + "\n"
     print(text, end="")
     write_text(run_dir / "summary.txt", text)
