@@ -19,13 +19,17 @@ COMPENSATE_EPOCHS ?= $(TRANSFORM_EPOCHS)
 COMPENSATE_TRAIN_SIZE ?= $(TRANSFORM_TRAIN_SIZE)
 COMPENSATE_ARGS ?=
 COMPENSATE_SWEEP ?= outputs/sweeps/$(STAMP)_curves-compensate
+# Continual-learning table budget (docs/continual.md): epochs per task on each benchmark, all methods, seeds 0-2.
+CONTINUAL_SPLIT_EPOCHS ?= 2
+CONTINUAL_PERMUTED_EPOCHS ?= 1
+CONTINUAL_SWEEP ?= outputs/sweeps/$(STAMP)_table-continual
 
 # Offline datasets: use ../shared/data when it sits beside the checkout (as on CI).
 ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate bench clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate table-continual bench clean
 
 install: $(VENV)/.installed
 
@@ -88,6 +92,13 @@ curves-compensate: install
 	  $(BIN)/hyperbench task=compensate eval.run=$$run eval.images=symbols hydra.run.dir=$(COMPENSATE_SWEEP)/transfer_symbols/$$(basename $$run) || exit 1; \
 	done
 	$(BIN)/hyperbench-report $(COMPENSATE_SWEEP)
+
+## Continual learning (von Oswald et al., "Continual learning with hypernetworks"): finetune, ewc, si, hnet, joint
+## on split_mnist and permuted_mnist, 3 seeds each, then the report beside the published table (docs/continual.md).
+table-continual: install
+	$(BIN)/hyperbench -m experiment=table_continual data=split_mnist trainer.epochs=$(CONTINUAL_SPLIT_EPOCHS) hydra.sweep.dir=$(CONTINUAL_SWEEP)/split_mnist
+	$(BIN)/hyperbench -m experiment=table_continual data=permuted_mnist trainer.epochs=$(CONTINUAL_PERMUTED_EPOCHS) hydra.sweep.dir=$(CONTINUAL_SWEEP)/permuted_mnist
+	$(BIN)/hyperbench-report $(CONTINUAL_SWEEP)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -32,7 +32,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "trainer", "rotation", "transform", "experiment", "logger")
+GROUPS = ("task", "data", "model", "trainer", "rotation", "transform", "experiment", "logger", "cl")
 log = logging.getLogger("hyperbench")
 _JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
 
