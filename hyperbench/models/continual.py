@@ -116,13 +116,14 @@ class TaskHypernet(nn.Module):
     @torch.no_grad()
     def reset_output(self) -> None:
         """Scale the output layer per output position so generated weights start near nn.Linear's init scale:
-        each chunk position's std over the initial task-0 generation is set to the std its target tensor wants."""
+        each chunk position's root-mean-square over the chunks of the initial task-0 generation is set to the
+        rms of the std its target tensors want there (weights 1/sqrt(3 fan_in), biases 0); the bias starts at 0."""
         want = torch.cat([torch.full((math.prod(s),), 1 / math.sqrt(3 * s[1]) if len(s) == 2 else 0.0)
                           for s in self.shapes])  # biases start near zero
         pad = self.n_chunks * self.chunk_size - self.n_target
         want = F.pad(want, (0, pad)).view(self.n_chunks, self.chunk_size)
         got = self._chunks(self.task_emb[0])
-        scale = (want.pow(2).mean(0).sqrt() / got.std(0).clamp_min(1e-6)).clamp_max(10.0)
+        scale = want.pow(2).mean(0).sqrt() / got.pow(2).mean(0).sqrt().clamp_min(1e-6)  # rms over the chunks
         self.out.weight.mul_(scale[:, None])
         self.out.bias.zero_()
 

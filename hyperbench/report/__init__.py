@@ -20,11 +20,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from . import cifar, compensate, invariance, mnist, seeds, transform
+from . import cifar, compensate, continual, invariance, mnist, seeds, transform
 from .common import config_key
 from .html import to_html
 
-SECTIONS = [mnist.section, cifar.section, invariance.section, transform.section, compensate.section, seeds.section]
+SECTIONS = [mnist.section, cifar.section, invariance.section, transform.section, compensate.section, continual.section,
+            seeds.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:
