@@ -167,7 +167,7 @@ CL_TINY = ["data=permuted_mnist", "data.tasks=3", "data.val_size=100", "data.tra
            "trainer.batch_size=100", "trainer.eval_batch_size=500", "cl.fisher_samples=50"]
 
 
-@pytest.mark.parametrize("method", ["hnet", "ewc", "si"])
+@pytest.mark.parametrize("method", ["hnet", "si"])  # si: the task restarts (its path integral is not in the engine checkpoint)
 def test_kill_9_inside_the_sequence_then_resume_gives_the_same_accuracy_matrix(tmp_path, fake_mnist, method,
                                                                               monkeypatch):
     args = ["task=continual", f"cl={method}", *CL_TINY]
