@@ -120,7 +120,9 @@ def _kill_hook(stage) -> None:
     from ..engine import KILL_HOOK as ENGINE_HOOK
 
     want = os.environ.get(KILL_HOOK)
-    if want and want.split(":")[0] == str(stage):
+    if not want:
+        return
+    if want.split(":")[0] == str(stage):
         os.environ[ENGINE_HOOK] = want.split(":")[1]
     else:
         os.environ.pop(ENGINE_HOOK, None)
