@@ -202,7 +202,7 @@ def _finish(cfg, run_dir: Path, model, bench, method, stages, rows, histories, w
     write_metrics(run_dir, metrics)
     if cfg.trainer.save_model:
         save_torch(model.state_dict(), run_dir / "model.pt")
-    title = (f"cl={cfg.cl.name} on {bench.name}: average accuracy {100 * metrics['avg_acc']:.2f}%"
+    title = (f"cl={cfg.cl.name} on {bench.name}\naverage accuracy {100 * metrics['avg_acc']:.2f}%"
              + (f", BWT {100 * metrics['bwt']:+.2f}" if metrics.get("bwt") is not None else ""))
     save_figure(accuracy_heatmap(acc, title), run_dir / "acc_matrix.png")
     if not history.empty:
