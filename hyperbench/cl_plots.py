@@ -30,7 +30,8 @@ def learning_curves(history: pd.DataFrame, title: str):
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.8))
     for stage, rows in history.groupby("stage", sort=False):
         line, = ax_l.plot(rows.global_epoch, rows.train_loss, "-o", ms=3, label=f"task {stage}")
-        ax_a.plot(rows.global_epoch, 100 * rows.test_acc, "-o", ms=3, color=line.get_color(), label=f"task {stage} test")
+        ax_a.plot(rows.global_epoch, 100 * rows.test_acc, "-o", ms=3, color=line.get_color(),
+                  label=f"task {stage} test")
         ax_a.plot(rows.global_epoch, 100 * rows.val_acc, "--", color=line.get_color(), lw=0.8)
     ax_l.set(xlabel="epoch (all tasks in sequence)", ylabel="training loss", yscale="log", title="loss")
     ax_a.set(xlabel="epoch (all tasks in sequence)", ylabel="accuracy on the task being learned (%)",

@@ -71,7 +71,8 @@ def test_multihead_mlp_sizes_and_per_sample_heads():
     mixed = m(x, task)
     for i, t in enumerate(task.tolist()):
         assert torch.allclose(mixed[i], m(x[i:i + 1], t)[0], atol=1e-6)
-    assert create_model("cl_mlp", num_classes=10, in_channels=1, image_size=28)(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    plain = create_model("cl_mlp", num_classes=10, in_channels=1, image_size=28)  # task=classify model=cl_mlp
+    assert plain(torch.rand(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_benchmarks_split_digits_and_permute_from_the_seed(cfg_of, fake_mnist, monkeypatch):
@@ -167,7 +168,8 @@ CL_TINY = ["data=permuted_mnist", "data.tasks=3", "data.val_size=100", "data.tra
            "trainer.batch_size=100", "trainer.eval_batch_size=500", "cl.fisher_samples=50"]
 
 
-@pytest.mark.parametrize("method", ["hnet", "si"])  # si: the task restarts (its path integral is not in the engine checkpoint)
+# si: the interrupted task restarts (its path integral is not in the engine's checkpoint)
+@pytest.mark.parametrize("method", ["hnet", "si"])
 def test_kill_9_inside_the_sequence_then_resume_gives_the_same_accuracy_matrix(tmp_path, fake_mnist, method,
                                                                               monkeypatch):
     args = ["task=continual", f"cl={method}", *CL_TINY]
