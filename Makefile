@@ -21,13 +21,17 @@ COMPENSATE_EPOCHS ?= $(TRANSFORM_EPOCHS)
 COMPENSATE_TRAIN_SIZE ?= $(TRANSFORM_TRAIN_SIZE)
 COMPENSATE_ARGS ?=
 COMPENSATE_SWEEP ?= outputs/sweeps/$(STAMP)_curves-compensate
+# Continual-learning table budget (docs/continual.md): epochs per task on each benchmark, all methods, seeds 0-2.
+CONTINUAL_SPLIT_EPOCHS ?= 2
+CONTINUAL_PERMUTED_EPOCHS ?= 1
+CONTINUAL_SWEEP ?= outputs/sweeps/$(STAMP)_table-continual
 
 # Data root: HYPERBENCH_DATA from your environment; CI keeps the datasets in a shared folder beside the checkout.
 ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate bench gpu-check clean
+.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate table-continual bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -104,8 +108,9 @@ curves-compensate: install
 REPRO_DIR ?= outputs/reproduce
 REPRO_ARGS ?=
 REPRO_SEEDS ?= 0
-REPRO_DEEP_EPOCHS ?= 47        # 47 x 429 = 20,163 steps
-REPRO_AE_EPOCHS ?= 12          # 5,148 steps
+# deep HyperNet 47 x 429 = 20,163 steps; autoencoder 12 x 429 = 5,148
+REPRO_DEEP_EPOCHS ?= 47
+REPRO_AE_EPOCHS ?= 12
 REPRO_SHALLOW_EPOCHS ?= 12
 REPRO_INVARIANCE_EPOCHS ?= 20
 REPRO_INVARIANCE_SEEDS ?= 0,1
@@ -139,6 +144,12 @@ reproduce-cifar: install
 	$(BIN)/hyperbench -m data=cifar10 model=vgg_block1,vgg_block1_hyper4_4 seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_CIFAR1_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/cifar/block1
 	$(BIN)/hyperbench -m data=cifar10 model=vgg_block2,vgg_block2_hyper16_16 seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_CIFAR2_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/cifar/block2
 	$(BIN)/hyperbench-report $(REPRO_DIR)/cifar
+## Continual learning (von Oswald et al., "Continual learning with hypernetworks"): finetune, ewc, si, hnet, joint
+## on split_mnist and permuted_mnist, 3 seeds each, then the report beside the published table (docs/continual.md).
+table-continual: install
+	$(BIN)/hyperbench -m experiment=table_continual data=split_mnist trainer.epochs=$(CONTINUAL_SPLIT_EPOCHS) hydra.sweep.dir=$(CONTINUAL_SWEEP)/split_mnist
+	$(BIN)/hyperbench -m experiment=table_continual data=permuted_mnist trainer.epochs=$(CONTINUAL_PERMUTED_EPOCHS) hydra.sweep.dir=$(CONTINUAL_SWEEP)/permuted_mnist
+	$(BIN)/hyperbench-report $(CONTINUAL_SWEEP)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -37,7 +37,8 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "hypernet", "embedding", "trainer", "rotation", "transform", "experiment", "logger")
+GROUPS = ("task", "data", "model", "hypernet", "embedding", "trainer", "rotation", "transform", "experiment", "logger",
+          "cl")
 log = logging.getLogger("hyperbench")
 _JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
 # Config names that were renamed: old name -> the new one, so old commands get a pointer instead of a bare refusal.

@@ -109,3 +109,14 @@ TRANSFORM_AE: dict[int, tuple[str, str, str, str]] = {
     9: ("0.056", "0.040", "0.089-0.095", "0.099"),
     3: ("0.077", "0.054", "0.075", "0.076"),
 }
+
+# von Oswald, Henning, Grewe & Sacramento, "Continual learning with hypernetworks" (ICLR 2020), task-incremental
+# scenario (task identity given at test time): average test accuracy after the last task, in percent, per
+# benchmark and method. The table could not be read this session (only the paper's abstract and the authors' code,
+# chrhenning/hypercl, were reachable; its README gives no numbers), so every entry is None = "not found"; the
+# report prints that instead of a number. Fill in from the paper's table with its mean and std when verified.
+CONTINUAL_SOURCE = ('von Oswald, Henning, Grewe & Sacramento, "Continual learning with hypernetworks" (ICLR 2020), '
+                    'task-incremental table (split MNIST, permuted MNIST-10)')
+CONTINUAL_METHODS = ("finetune", "ewc", "si", "hnet", "joint")
+CONTINUAL: dict[tuple[str, str], tuple[float, float] | None] = {
+    (data, method): None for data in ("split_mnist", "permuted_mnist") for method in CONTINUAL_METHODS}

@@ -23,12 +23,12 @@ from omegaconf import OmegaConf
 from ..errors import HyperbenchError
 from ..files import write_text
 from ..published import references_markdown
-from . import cifar, compensate, invariance, mnist, seeds, transform, verdicts
+from . import cifar, compensate, continual, invariance, mnist, seeds, transform, verdicts
 from .common import config_key, run_precision
 from .html import to_html
 
 SECTIONS = [verdicts.section, mnist.section, cifar.section, invariance.section, transform.section, compensate.section,
-            seeds.section]
+            continual.section, seeds.section]
 
 
 def _run_dirs(root: Path) -> list[Path]:

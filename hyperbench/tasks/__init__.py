@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ConfigError
-from . import classify, compensate, invariance, summary, transform
+from . import classify, compensate, continual, invariance, summary, transform
 
-TASKS: dict[str, Callable] = {"classify": classify.run, "compensate": compensate.run, "invariance": invariance.run,
+TASKS: dict[str, Callable] = {"classify": classify.run, "compensate": compensate.run, "continual": continual.run,
+                               "invariance": invariance.run,
                                "summary": summary.run, "transform": transform.run}
 
 
