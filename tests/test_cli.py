@@ -156,5 +156,5 @@ def test_help_lists_usage_and_every_model():
     assert "hyperbench model=hyper model.z_dim=9 model.d=3" in p.stdout
     assert "model: aae, ae, capsnet, " in p.stdout  # capsnet_em (its own branch) sorts next
     assert "cnn, cnn_bn, cnn_bn_dropout, cnn_deep, cnn_dropout, conv, hyper, hyper4_4" in p.stdout
-    assert "rotation: seed000, seed001" in p.stdout and "task: classify, compensate, invariance, summary" in p.stdout and "HYPERBENCH_DATA" in p.stdout
+    assert "rotation: seed000, seed001" in p.stdout and "task: classify, compensate, continual, invariance, summary" in p.stdout and "HYPERBENCH_DATA" in p.stdout
     assert "transform: affine, rotate, shift" in p.stdout
