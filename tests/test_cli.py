@@ -140,7 +140,7 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     while not (run / "history.csv").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=300)  # generous: a loaded machine starts and stops slowly
     assert proc.returncode == 130, err
     assert "interrupted" in err
     m = json.loads((run / "metrics.json").read_text())
@@ -171,5 +171,6 @@ def test_help_lists_usage_and_every_model():
     assert "hyperbench model=hyper model.z_dim=9 model.d=3" in p.stdout
     assert "model: aae, ae, capsnet, " in p.stdout  # capsnet_em (its own branch) sorts next
     assert "cnn, cnn_bn, cnn_bn_dropout, cnn_deep, cnn_dropout, conv, hyper, hyper4_4" in p.stdout
-    assert "rotation: restricted34, restricted49" in p.stdout and "task: classify, compensate, invariance, summary" in p.stdout and "HYPERBENCH_DATA" in p.stdout
+    assert "rotation: restricted34, restricted49" in p.stdout and "HYPERBENCH_DATA" in p.stdout
+    assert "task: classify, compensate, continual, invariance, summary" in p.stdout
     assert "transform: affine, rotate, shift" in p.stdout
