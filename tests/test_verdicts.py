@@ -111,3 +111,15 @@ def test_six_nine_is_judged_against_the_rotated_inputs():
     assert row(verdict_table(pd.DataFrame([run])), "It distinguishes").verdict == "reproduces"
     run["six_nine_confused_out"] = 0.6
     assert row(verdict_table(pd.DataFrame([run])), "It distinguishes").verdict == "does not reproduce at this budget"
+
+
+@pytest.mark.parametrize("overrides,label", [
+    (["model=conv", "hypernet=static", "embedding=z5_d5"], "hyper5_5"),  # the same network as the table row
+    (["model=vgg_block2", "data=cifar10", "hypernet=static", "embedding=z16_d16"], "vgg_block2_hyper16_16"),
+    (["model=conv", "hypernet=static", "hypernet.init=ha"], "conv+static z4_d4 init=ha"),
+    (["model=cnn", "hypernet=static", "hypernet.targets=[fc1]"], "cnn+static z4_d4"),
+    (["model=conv"], "conv"),
+])
+def test_a_hypernetized_run_is_reported_as_the_network_it_builds(cfg_of, overrides, label):
+    from hyperbench.report.common import run_model_label
+    assert run_model_label(cfg_of(*overrides)) == label

@@ -24,7 +24,7 @@ from ..errors import HyperbenchError
 from ..files import write_text
 from ..published import references_markdown
 from . import cifar, compensate, continual, invariance, mnist, seeds, transform, verdicts
-from .common import config_key, run_precision
+from .common import config_key, run_model_label, run_precision
 from .html import to_html
 
 SECTIONS = [verdicts.section, mnist.section, cifar.section, invariance.section, transform.section, compensate.section,
@@ -52,7 +52,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "run_dir": str(d),
                 "task": OmegaConf.select(cfg, "task.name"),
                 "data": OmegaConf.select(cfg, "data.name"),
-                "model": OmegaConf.select(cfg, "model.name"),  # resolves hyper${.z_dim}_${.d}
+                "model": run_model_label(cfg),  # resolves hyper${.z_dim}_${.d}; a hypernetized model as its row
                 "lr": OmegaConf.select(cfg, "trainer.lr"),
                 "seed": OmegaConf.select(cfg, "seed"),
                 "config_key": config_key(cfg, run_precision(cfg, metrics)),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Callable
 
 import pandas as pd
@@ -130,3 +131,27 @@ def mean_std_plain(values: pd.Series, digits: int = 4) -> str:
     if len(v) == 1:
         return f"{v.iloc[0]:.{digits}g}"
     return f"{v.mean():.{digits}g} ± {v.std(ddof=1):.2g} (n={len(v)})"
+
+
+def run_model_label(cfg) -> str | None:
+    """The model a run is reported as: model.name, or for a hypernetized run (hypernet=...) the network it
+    builds. model=conv / vgg_blockN with hypernet=static at the published settings (default targets, tiles of
+    16, init=variance, param=plain) is the table row hyperA_B / vgg_blockN_hyperA_B, the same network; any
+    other hypernetized run is '<model>+<hypernet> zA_dB' with its non-default settings, so it never pools with
+    the plain model."""
+    name = OmegaConf.select(cfg, "model.name")
+    h = OmegaConf.select(cfg, "hypernet")
+    if name is None or h is None or h.get("name", "none") == "none":
+        return name
+    z, d = h.get("z_dim"), h.get("d")
+    published = (h.get("conditioning", "static") == "static" and h.get("targets") is None and h.get("tile", 16) == 16
+                 and h.get("chunk") is None and h.get("init", "variance") == "variance"
+                 and h.get("param", "plain") == "plain")
+    block = re.fullmatch(r"vgg_block(\d+)", str(name))
+    if published and name == "conv":
+        return f"hyper{z}_{d}"
+    if published and block:
+        return f"vgg_block{block.group(1)}_hyper{z}_{d}"
+    extras = [f"{k}={h.get(k)}" for k, default in (("init", "variance"), ("param", "plain"), ("conditioning", "static"))
+              if h.get(k, default) != default]
+    return " ".join([f"{name}+{h.get('name')} z{z}_d{d}", *extras])
