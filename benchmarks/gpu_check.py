@@ -40,10 +40,14 @@ CASES = {
     "hyper4_4": ("classify", ["model=hyper4_4", "data=mnist"]),
     "vgg_block1": ("classify", ["model=vgg_block1", "data=cifar10"]),
     "vgg_block1_hyper4_4": ("classify", ["model=vgg_block1_hyper4_4", "data=cifar10"]),
-    "cnn": ("invariance", ["task=invariance", "model=cnn", "rotation=seed001", "trainer=invariance"]),
-    "hyper_cnn": ("invariance", ["task=invariance", "model=hyper_cnn", "rotation=seed001", "trainer=invariance"]),
-    "capsnet": ("invariance", ["task=invariance", "model=capsnet", "rotation=seed001", "trainer=invariance"]),
-    "capsnet_em": ("invariance", ["task=invariance", "model=capsnet_em", "rotation=seed001", "trainer=invariance"]),
+    "cnn": ("invariance", ["task=invariance", "model=cnn", "rotation=restricted34", "trainer=invariance"]),
+    "hyper_cnn": ("invariance", ["task=invariance", "model=hyper_cnn", "rotation=restricted34", "trainer=invariance"]),
+    "capsnet": ("invariance", ["task=invariance", "model=capsnet", "rotation=restricted34", "trainer=invariance"]),
+    "capsnet_em": ("invariance", ["task=invariance", "model=capsnet_em", "rotation=restricted34", "trainer=invariance"]),
+    "steerable_cnn": ("invariance", ["task=invariance", "model=steerable_cnn", "rotation=restricted34",
+                                     "trainer=invariance"]),
+    "conv_hypernet_mip": ("classify", ["model=conv", "data=mnist", "hypernet=static", "embedding=z5_d5",
+                                       "hypernet.param=mip"]),
     "ae": ("transform", ["task=transform", "model=ae"]),
     "aae": ("transform", ["task=transform", "model=aae"]),
     "hypernet_shallow": ("transform", ["task=transform", "model=hypernet_shallow"]),
@@ -85,7 +89,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
     lo, hi = (float(v) for v in cfg.data.scale) if "scale" in cfg.data else (0.0, 1.0)
     k = steps * bs
     x, y = patterns(2 * (k + 2 * n_eval), channels, side, device)
-    if task == "invariance":  # the digits the rotation protocol removes (seed001: 6, 9) out first
+    if task == "invariance":  # the digits the rotation protocol removes (restricted34: 6, 9) out first
         keep = ~torch.isin(y, torch.tensor(list(cfg.rotation.remove), device=y.device))
         x, y = x[keep], y[keep]
     x = lo + (hi - lo) * x
@@ -94,7 +98,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
         from hyperbench.models import model_from_config
         from hyperbench.tasks.classify import classification_objective
 
-        model, objective = model_from_config(cfg.model, 10, (channels, side, side)), classification_objective(cfg)
+        model, objective = model_from_config(cfg.model, 10, (channels, side, side), cfg.get("hypernet")), classification_objective(cfg)
         data = DataBundle("patterns", train, val, test, 10)
     elif task == "invariance":
         from hyperbench.models import model_from_config
@@ -103,7 +107,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
 
         protocol = RotationProtocol.from_config(cfg.rotation, 10)
         train, val, test = (protocol.select(s) for s in (train, val, test))
-        model = model_from_config(cfg.model, protocol.num_classes, (channels, side, side))
+        model = model_from_config(cfg.model, protocol.num_classes, (channels, side, side), cfg.get("hypernet"))
         objective = invariance_objective(protocol)
         data = DataBundle("patterns", train, rotated_once(val, protocol, 1), rotated_once(test, protocol, 2),
                           protocol.num_classes)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import ownership
 from .engine import CHECKPOINT, load_checkpoint
 from .errors import ConfigError
+from .report.common import unset
 from .files import atomic_write, write_json
 
 log = logging.getLogger("hyperbench")
@@ -51,7 +52,8 @@ def comparable(cfg) -> dict:
     except Exception:
         container = OmegaConf.to_container(cfg, resolve=False)
     flat = _flat(container)
-    return {k: v for k, v in flat.items() if not any(k == f or k.startswith(f + ".") for f in RESUME_FREE)}
+    return {k: v for k, v in flat.items() if not any(k == f or k.startswith(f + ".") for f in RESUME_FREE)
+            and not unset(k, v)}
 
 
 def config_diff(saved, now) -> list[str]:

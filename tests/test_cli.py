@@ -134,13 +134,21 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     run = tmp_path / "run"
     exe = Path(sys.executable).with_name("hyperbench")
     env = dict(os.environ, HYPERBENCH_DATA=str(fake_mnist))
+    # SIGINT back to its default in the child: a test run started in the background (nohup ... &) inherits
+    # SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt
     proc = subprocess.Popen([str(exe), "model=conv", *TINY, "trainer.epochs=100000", f"hydra.run.dir={run}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run / "history.csv").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)  # generous: a loaded machine starts and stops slowly
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 120
+        while not (run / "history.csv").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)  # generous: a loaded machine starts and stops slowly
+    finally:
+        if proc.poll() is None:  # never leave a 100,000-epoch run behind
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err
     m = json.loads((run / "metrics.json").read_text())

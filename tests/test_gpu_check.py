@@ -49,3 +49,14 @@ def test_its_logic_on_the_cpu(tmp_path):
                     "eager", "--cases", "aae", "--modes", "fp32,compile", "--out", str(out)])
     row = pd.read_csv(out / "gpu_check.csv").set_index("mode").loc["compile"]
     assert row.status == "ok" and row.compiled == "forward,training_loss" and row.precision == "bf16"
+
+
+def test_the_newer_families_run_through_it(tmp_path):
+    pytest.importorskip("e2cnn")
+    import gpu_check
+
+    out = tmp_path / "gc"
+    gpu_check.main(["--device", "cpu", "--steps", "2", "--batch", "8", "--eval-images", "40",
+                    "--cases", "steerable_cnn,conv_hypernet_mip", "--modes", "fp32", "--out", str(out)])
+    rows = pd.read_csv(out / "gpu_check.csv")
+    assert list(rows.case) == ["steerable_cnn", "conv_hypernet_mip"] and set(rows.status) == {"ok"}, rows.to_dict()

@@ -18,7 +18,7 @@ from .conftest import TINY, hyperbench
 UNTIMED = ("wall_time_s", "seconds_per_epoch", "resumed_after_epoch", "checkpoint_wait_s", "eval_time_s",
            "run_time_s")
 # the adversarial autoencoder, tiny, learning rotation: its critic has an optimizer of its own
-AAE = ["task=transform", "model=aae", "rotation=seed000", "model.channels=[4,8]", "model.hidden=16", "model.latent=4",
+AAE = ["task=transform", "model=aae", "rotation=restricted49", "model.channels=[4,8]", "model.hidden=16", "model.latent=4",
        "model.critic_hidden=8", "data.val_size=100", "data.train_size=200", "trainer.batch_size=50", "trainer.epochs=2",
        "task.epoch_eval_images=50", "task.metric_images=5", "task.curve_images=2", "task.grid_images=1",
        "task.curve_step=90", "trainer.save_model=true"]

@@ -123,3 +123,16 @@ def test_six_nine_is_judged_against_the_rotated_inputs():
 def test_a_hypernetized_run_is_reported_as_the_network_it_builds(cfg_of, overrides, label):
     from hyperbench.report.common import run_model_label
     assert run_model_label(cfg_of(*overrides)) == label
+
+
+def test_runs_from_before_a_config_group_existed_pool_and_resume_with_new_ones(cfg_of):
+    from omegaconf import OmegaConf
+
+    from hyperbench.report.common import config_key
+    from hyperbench.resume import config_diff
+    now = cfg_of("model=hyper5_5")
+    assert now.hypernet.name == "none"
+    old = OmegaConf.create(OmegaConf.to_container(now))
+    del old["hypernet"]  # a run written before the hypernet group existed
+    assert config_key(old) == config_key(now) and config_diff(old, now) == []
+    assert config_diff(old, cfg_of("model=hyper5_5", "hypernet=static")) != []  # a real difference still counts

@@ -112,12 +112,19 @@ def run_precision(cfg, metrics: dict) -> str | None:
     return {"off": "fp32"}.get(amp, amp)
 
 
+def unset(key: str, value) -> bool:
+    """A setting that means "not used" (null, or hypernet=none): equal to its absence, so runs written before
+    a config group existed compare equal to runs that have it at its default."""
+    return value is None or (key == "hypernet.name" and value == "none")
+
+
 def config_key(cfg, precision: str | None = None) -> str:
     """The run's configuration without seed and the NOT_CONFIG keys, plus the precision the model ran in
     (trainer.device is not configuration, but trainer.amp=auto means bf16 on a GPU and fp32 on a CPU, so
     those are not seeds of one configuration): equal keys = one config, many seeds."""
     flat = flat_config(cfg)
-    kept = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_CONFIG)}
+    kept = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_CONFIG)
+            and not unset(k, v)}
     if precision is not None:
         kept["precision"] = precision
     return json.dumps(kept, sort_keys=True, default=str)
