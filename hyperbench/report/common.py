@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ..files import write_text
 from ..published import VINEET, published_column
 
 # Keys that do not change what a run measures: runs differing only in these (and in seed) are
@@ -162,3 +164,12 @@ def run_model_label(cfg) -> str | None:
     extras = [f"{k}={h.get(k)}" for k, default in (("init", "variance"), ("param", "plain"), ("conditioning", "static"))
               if h.get(k, default) != default]
     return " ".join([f"{name}+{h.get('name')} z{z}_d{d}", *extras])
+
+
+def write_section(out: Path, stem: str, table: pd.DataFrame, md: str, figure: Path | None = None,
+                  alt: str = "") -> list[str]:
+    """A report section's files (<stem>.csv: the table; <stem>.md: its markdown) and its parts for report.md:
+    the markdown, then the figure when one was made."""
+    write_text(out / f"{stem}.csv", table.to_csv(index=False))
+    write_text(out / f"{stem}.md", md + "\n")
+    return [md] + ([f"![{alt}]({figure.name})"] if figure is not None else [])

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import save_figure, write_text
+from ..files import save_figure
 from ..published import CONTINUAL, CONTINUAL_METHODS, CONTINUAL_SOURCE
-from .common import markdown, mean_std, ordered
+from .common import markdown, mean_std, ordered, write_section
 
 BENCHMARKS = ("split_mnist", "permuted_mnist")
 
@@ -87,16 +87,11 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     if runs.empty:
         return []
     table = continual_table(runs)
-    write_text(out / "table_continual.csv", table.to_csv(index=False))
     md = ("## Continual learning, task-incremental\n\n"
           "Average test accuracy over all tasks after the last one (each task evaluated with its own head / "
           "generated weights), backward transfer (BWT) and forgetting, mean ± std (n) over seeds. Published: "
           f"{CONTINUAL_SOURCE}; \"not found\" where the number could not be verified. The published runs "
           "trained far longer (2,000 / 5,000 iterations per task) with larger networks; the budget here is the "
           "epochs/task column.\n\n" + markdown(table))
-    write_text(out / "table_continual.md", md + "\n")
-    parts = [md]
-    fig = average_curves(runs, out)
-    if fig is not None:
-        parts.append(f"![average accuracy after each task]({fig.name})")
-    return parts
+    return write_section(out, "table_continual", table, md, average_curves(runs, out),
+                         "average accuracy after each task")

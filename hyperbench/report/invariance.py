@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..files import save_figure, write_text
+from ..files import save_figure
 from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL, POTAPOV_INVARIANTS, published_column
-from .common import markdown, mean_std, ordered
+from .common import markdown, mean_std, ordered, write_section
 
 METRICS = (("ptest", "Ptest"), ("p34in", "P34in"), ("pout", "Pout"), ("pinv", "Pinv"))
 ROWS = ("cnn", "cnn_bn", "cnn_dropout", "cnn_bn_dropout", "cnn_deep", "hyper_cnn", "capsnet", "capsnet_em", "steerable_cnn")
@@ -62,7 +62,6 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     table = invariance_table(runs)
     main = runs[runs.protocol == INVARIANCE_PROTOCOL]
     runs = main if not main.empty else runs[runs.protocol == runs.protocol.iloc[0]]
-    write_text(out / "table_invariance.csv", table.to_csv(index=False))
     others = "; ".join(f"{name}: " + ", ".join(f"{label} {v:.3f}" for (_, label), v in zip(METRICS, values))
                        for name, values in INVARIANCE_OTHERS.items())
     md = (f"## Invariance of recognition under rotation ({POTAPOV_INVARIANTS})\n\n"
@@ -71,9 +70,4 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
           "in [-45, 45] / [45, 315] / [135, 225]. Model at the best-validation epoch; several seeds show as "
           "mean ± std (n). The published models trained 300 epochs; the budget here is the epochs column.\n\n"
           + markdown(table) + (f"\n\nPublished rows not built here: {others}." if others else ""))
-    write_text(out / "table_invariance.md", md + "\n")
-    parts = [md]
-    fig = curves_figure(runs, out)
-    if fig is not None:
-        parts.append(f"![accuracy versus angle]({fig.name})")
-    return parts
+    return write_section(out, "table_invariance", table, md, curves_figure(runs, out), "accuracy versus angle")

@@ -19,10 +19,9 @@ from typing import Callable
 
 import pandas as pd
 
-from ..files import write_text
 from ..published import (CIFAR_TABLES, INVARIANCE, INVARIANCE_PROTOCOL, MNIST_TABLE2, POTAPOV_HYPERNETS,
                          POTAPOV_INVARIANTS, VINEET)
-from .common import markdown
+from .common import markdown, write_section
 
 FLAT_MARGIN = 0.15   # "flat": the restricted digit's out/in loss ratio at most the control digit's ratio x (1 + this)
 MNIST_MARGIN = 0.3   # points: Hyper5_5 "matches" the ConvModel when at most this far below it
@@ -249,10 +248,8 @@ def section(ok: pd.DataFrame, out: Path) -> list[str]:
     table = verdict_table(ok)
     if table.empty:
         return []
-    write_text(out / "verdicts.csv", table.to_csv(index=False))
     md = ("## Verdicts\n\nEach published claim that the runs given can test, judged by the rule in its last column "
           "(hyperbench/report/verdicts.py): reproduces; does not reproduce at this budget (the runs are shorter "
           "than the source's, or the model was still improving); contradicts (at the source's budget or with "
           "training converged).\n\n" + markdown(table))
-    write_text(out / "verdicts.md", md + "\n")
-    return [md]
+    return write_section(out, "verdicts", table, md)

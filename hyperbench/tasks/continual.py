@@ -83,12 +83,12 @@ def task_accuracy(model, bench: Benchmark, t: int, batch_size: int) -> float:
     """Test accuracy on task t, its own head / generated weights."""
     model.eval()
     split = bench.tasks[t].test
-    correct = 0
+    correct = torch.zeros((), device=split.y.device, dtype=torch.long)  # summed on the device, read once
     for i in range(0, len(split), batch_size):
         _, label = bench.decode(split.y[i:i + batch_size])
         logits = model(bench.prepare(split.x[i:i + batch_size], t), t)
-        correct += int((logits.argmax(1) == label).sum())
-    return correct / max(1, len(split))
+        correct += (logits.argmax(1) == label).sum()
+    return correct.item() / max(1, len(split))
 
 
 def _sequence_state(model, method, done: int, rows: list, histories: list, wall: float, cfg) -> dict:
