@@ -241,3 +241,30 @@ def test_a_folder_without_a_finished_run_is_refused(tmp_path):
 def test_emnist_letters_missing_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="EMNIST is not under the data root"):
         load_images("emnist_letters", str(tmp_path))
+
+
+@pytest.mark.parametrize("arch", ["transform_ae", "transform_aae"])
+def test_glorot_init_is_the_tensorflow_default_and_keeps_the_parameter_count(arch):
+    """model.init=glorot: every weight Glorot-uniform (|w| <= sqrt(6 / (fan_in + fan_out))), every bias zero;
+    the default (torch) keeps PyTorch's non-zero biases. Same parameter count either way."""
+    torch.manual_seed(0)
+    plain, glorot = create_model(arch), create_model(arch, init="glorot")
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in glorot.parameters())
+    layers = [m for m in glorot.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(layers) == (11 if arch == "transform_aae" else 8)
+    for m in layers:
+        fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert m.weight.abs().max() <= bound
+        assert m.weight.abs().max() > 0.9 * bound  # drawn over the whole interval, not a narrower one
+        assert torch.count_nonzero(m.bias) == 0
+    last = plain.decoder.deconvs[2]
+    assert torch.count_nonzero(last.bias) == 1
+    # PyTorch's default for the 64 -> 1 transposed convolution is about 3x wider than Glorot's
+    assert plain.decoder.deconvs[2].weight.std() > 3 * glorot.decoder.deconvs[2].weight.std()
+
+
+def test_an_unknown_init_is_refused():
+    from hyperbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="model.init='xavier' is not one of torch, glorot"):
+        create_model("transform_ae", init="xavier")

@@ -232,6 +232,25 @@ def _pair(name: str, value) -> tuple[int, int]:
     return positive_int(name, int(items[0])), positive_int(name, int(items[1]))
 
 
+INITS = ("torch", "glorot")
+
+
+def init_weights(model: nn.Module, init: str) -> nn.Module:
+    """`torch`: PyTorch's default layer initialisation. `glorot`: the semantic-vision TensorFlow code's
+    (tf.layers defaults): Glorot-uniform weights and zero biases. PyTorch's default draws a transposed
+    convolution's weights with the fan of its OUTPUT channels, so the autoencoder's last deconvolution (64 -> 1)
+    starts about 3x wider than TensorFlow's, which pushes its tanh towards saturation."""
+    if init not in INITS:
+        raise ConfigError(f"model.init='{init}' is not one of {', '.join(INITS)}.")
+    if init == "glorot":
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
+
+
 def _check_size(image_size: int) -> None:
     if image_size % 4:
         raise ConfigError(f"The transform models need an image side divisible by 4 (two stride-2 layers), "
@@ -240,25 +259,27 @@ def _check_size(image_size: int) -> None:
 
 @register_model("transform_ae")
 def transform_ae(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(64, 128),
-                 hidden: int = 1024, latent: int = 10, control: nn.Module | None = None) -> TransformAE:
+                 hidden: int = 1024, latent: int = 10, init: str = "torch",
+                 control: nn.Module | None = None) -> TransformAE:
     _check_size(image_size)
     control = control if control is not None else ParamControl(n_params, 0)
-    return TransformAE(control, in_channels, image_size, _pair("channels", channels), positive_int("hidden", hidden),
-                       positive_int("latent", latent))
+    return init_weights(TransformAE(control, in_channels, image_size, _pair("channels", channels),
+                                    positive_int("hidden", hidden), positive_int("latent", latent)), init)
 
 
 @register_model("transform_aae")
 def transform_aae(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(64, 128),
                   hidden: int = 1024, latent: int = 10, critic_hidden: int = 256, adv_weight: float = 0.01,
-                  gp_weight: float = 10.0, critic_lr: float = 1e-4, critic_steps: int = 1,
+                  gp_weight: float = 10.0, critic_lr: float = 1e-4, critic_steps: int = 1, init: str = "torch",
                   control: nn.Module | None = None) -> TransformAAE:
     _check_size(image_size)
     if not (math.isfinite(float(adv_weight)) and float(adv_weight) >= 0):
         raise ConfigError(f"model.adv_weight must be a non-negative number, got {adv_weight!r}.")
     control = control if control is not None else ParamControl(n_params, 0)
-    return TransformAAE(control, in_channels, image_size, _pair("channels", channels), positive_int("hidden", hidden),
-                        positive_int("latent", latent), positive_int("critic_hidden", critic_hidden), adv_weight,
-                        gp_weight, critic_lr, positive_int("critic_steps", critic_steps))
+    return init_weights(TransformAAE(control, in_channels, image_size, _pair("channels", channels),
+                                     positive_int("hidden", hidden), positive_int("latent", latent),
+                                     positive_int("critic_hidden", critic_hidden), adv_weight, gp_weight, critic_lr,
+                                     positive_int("critic_steps", critic_steps)), init)
 
 
 @register_model("hypernet_shallow")
