@@ -268,3 +268,24 @@ def test_an_unknown_init_is_refused():
     from hyperbench.errors import ConfigError
     with pytest.raises(ConfigError, match="model.init='xavier' is not one of torch, glorot"):
         create_model("transform_ae", init="xavier")
+
+
+@pytest.mark.parametrize("mixing, extra", [("softmax", 0), ("linear", 0), ("scaled", 200 * 200)])
+def test_deep_hypernet_mixing_variants(mixing, extra):
+    """model.mixing: softmax = convex combinations (the published model, 3,003,913 parameters); linear = the
+    generated matrix itself; scaled = a learned 200x200 V times the softmax (40,000 more parameters)."""
+    torch.manual_seed(0)
+    model = create_model("hypernet_deep", mixing=mixing)
+    assert sum(p.numel() for p in model.parameters()) == 3_003_913 + extra
+    h, cond = torch.randn(3, 200), torch.randn(3, 2)
+    logits = model.mix.head(model.mix.control(cond)).view(3, 200, 200)
+    expected = {"softmax": torch.softmax(logits, 1), "linear": logits,
+                "scaled": torch.softmax(logits, 1)}[mixing]
+    with torch.no_grad():
+        if mixing == "scaled":
+            model.mix.scale.mul_(2.0)
+            expected = 2.0 * expected
+        out = model.mix(h, cond)
+    torch.testing.assert_close(out, torch.einsum("ni,nij->nj", h, expected), rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="model.mixing='relu' is not one of softmax, linear, scaled"):
+        create_model("hypernet_deep", mixing="relu")

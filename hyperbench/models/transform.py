@@ -201,19 +201,42 @@ class ShallowHyperNet(nn.Module):
         return self.mix(x.flatten(1), cond).view(-1, *self.shape)
 
 
+class GeneratedLayer(GeneratedMixing):
+    """The deep HyperNet's generated layer without the convex-combination constraint (ablations):
+    `linear`: W(c) = head(c), a plain generated matrix; `scaled`: W = V * softmax(head(c)) with a learned V
+    (the alternative the semantic-vision code leaves commented out: `W = tf.get_variable`)."""
+
+    def __init__(self, control: nn.Module, n: int, mixing: str):
+        super().__init__(control, n)
+        self.mixing = mixing
+        self.scale = nn.Parameter(torch.ones(n, n)) if mixing == "scaled" else None
+
+    def weights(self, cond: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.control(cond)).view(-1, self.n, self.n)
+        if self.scale is None:
+            return logits
+        return self.scale * torch.softmax(logits, dim=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ni,nij->nj", x, self.weights(cond).expand(len(x), -1, -1))
+
+
+MIXINGS = ("softmax", "linear", "scaled")
+
+
 class DeepHyperNet(nn.Module):
     """The convolutional HyperNet: a conv encoder to `code` units, the generated code x code mixing layer,
     a dense + deconvolution decoder (TensorFlow 'same' padding for 5x5 stride 2: 28 -> 14 -> 7 -> 14 -> 28)."""
 
     def __init__(self, control: nn.Module, in_channels: int = 1, image_size: int = 28, channels=(10, 20),
-                 code: int = 200):
+                 code: int = 200, mixing: str = "softmax"):
         super().__init__()
         c1, c2 = channels
         self.c2, self.side = c2, image_size // 4
         flat = c2 * self.side * self.side
         self.encoder = nn.Sequential(nn.Conv2d(in_channels, c1, 5, 2, 2), nn.ReLU(),
                                      nn.Conv2d(c1, c2, 5, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(flat, code))
-        self.mix = GeneratedMixing(control, code)
+        self.mix = GeneratedMixing(control, code) if mixing == "softmax" else GeneratedLayer(control, code, mixing)
         self.fc = nn.Linear(code, flat)
         self.deconvs = nn.Sequential(nn.ConvTranspose2d(c2, c1, 5, 2, 2, output_padding=1), nn.ReLU(),
                                      nn.ConvTranspose2d(c1, in_channels, 5, 2, 2, output_padding=1), nn.Tanh())
@@ -291,7 +314,10 @@ def hypernet_shallow(n_params: int = 2, in_channels: int = 1, image_size: int = 
 
 @register_model("hypernet_deep")
 def hypernet_deep(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(10, 20), code: int = 200,
-                  control_hidden: int = 64, control: nn.Module | None = None) -> DeepHyperNet:
+                  control_hidden: int = 64, mixing: str = "softmax", control: nn.Module | None = None) -> DeepHyperNet:
     _check_size(image_size)
+    if mixing not in MIXINGS:
+        raise ConfigError(f"model.mixing='{mixing}' is not one of {', '.join(MIXINGS)}.")
     control = control if control is not None else ParamControl(n_params, positive_int("control_hidden", control_hidden))
-    return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), positive_int("code", code))
+    return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), positive_int("code", code),
+                        mixing)
