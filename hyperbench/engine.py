@@ -32,6 +32,7 @@ import torch.nn as nn
 from .data import DataBundle, Split
 from .errors import CheckpointError, ConfigError, DivergenceError
 from .files import save_torch
+from .optimizers import TFRMSprop
 from .precision import dtype_name
 
 CHECKPOINT = "checkpoint.pt"
@@ -104,7 +105,9 @@ def make_optimizer(params, cfg) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ConfigError(f"trainer.optimizer='{cfg.optimizer}' is not one of adam, sgd, rmsprop.")
+    if name == "rmsprop_tf":
+        return TFRMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"trainer.optimizer='{cfg.optimizer}' is not one of adam, sgd, rmsprop, rmsprop_tf.")
 
 
 def make_schedule(opt: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.LambdaLR:
