@@ -79,8 +79,9 @@ def data_only_s(cfg, case, workers: int) -> float:
     return time.perf_counter() - t0
 
 
-def typical_run(cfg, case, device, epochs: int, workers: int) -> dict:
-    """The usual script: torchvision dataset + transforms + DataLoader, plain training loop."""
+def typical_run(cfg, case, device, epochs: int, workers: int, stop=None) -> dict:
+    """The usual script: torchvision dataset + transforms + DataLoader, plain training loop. history: per epoch
+    (train_s, eval_s, test); stop(history) -> True ends the run early (time-to-accuracy)."""
     train, val, test = typical_datasets(cfg, case)
     bs = int(cfg.trainer.batch_size)
     loader = train_loader(train, cfg, workers)
@@ -89,7 +90,7 @@ def typical_run(cfg, case, device, epochs: int, workers: int) -> dict:
     opt = make_optimizer(list(model.parameters()), cfg.trainer)
     sched = make_schedule(opt, cfg.trainer)
     loss_fn, metric = case["typical_loss"], case["typical_metric"]
-    train_s, eval_s = [], []
+    train_s, eval_s, history = [], [], []
     for _ in range(epochs):
         t0 = time.perf_counter()
         model.train()
@@ -111,8 +112,11 @@ def typical_run(cfg, case, device, epochs: int, workers: int) -> dict:
         sync(device)
         train_s.append(t1 - t0)
         eval_s.append(time.perf_counter() - t1)
+        history.append({"train_s": train_s[-1], "eval_s": eval_s[-1], "test": results["test"]})
+        if stop is not None and stop(history):
+            break
     return {"train_s": min(train_s), "eval_s": min(eval_s), "test": results["test"], "train_images": len(train),
-            "eval_images": len(val) + len(test)}
+            "eval_images": len(val) + len(test), "history": history}
 
 
 def to_device(y, device):
