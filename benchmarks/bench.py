@@ -215,7 +215,7 @@ def main() -> None:
           f"{torch.__version__} ({torch.get_num_threads()} threads), device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""), flush=True)
     known = cases()
-    for name in args.cases.split(","):
+    for name in ([] if args.cases == "none" else args.cases.split(",")):
         if name not in known:
             print(f"{name:<10} skipped: no such case here (known: {', '.join(known)})")
             continue
