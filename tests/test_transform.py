@@ -159,6 +159,9 @@ def test_fused_shallow_hypernet_matches_the_plain_softmax_layer_and_its_gradient
     torch.testing.assert_close(g1, torch.autograd.grad(_plain_mixing(mix, x1, cond).sum(), mix.head.weight)[0],
                                atol=1e-6, rtol=1e-5)
     torch.autograd.grad(y2.sum(), mix.head.weight)
+    with torch.inference_mode():  # evaluation between training steps: its buffer is not reused by training
+        mix(x1, cond)
+    torch.testing.assert_close(torch.autograd.grad(mix(x1, cond).sum(), mix.head.weight)[0], g1, atol=1e-6, rtol=1e-5)
     y = mix(x1, cond).sum()
     y.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="retain_graph"):

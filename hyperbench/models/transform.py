@@ -180,8 +180,10 @@ class _Workspace:
         """(buffer of `shape`, lease to hold while it is in use, or None when `keep` is False)."""
         if self.lease() is not None:  # lent to a graph that is still alive
             return like.new_empty(shape), None
-        if self.buffer is None or self.buffer.shape != shape or self.buffer.dtype != like.dtype:
-            self.buffer = like.new_empty(shape)
+        if (self.buffer is None or self.buffer.shape != shape or self.buffer.dtype != like.dtype
+                or self.buffer.device != like.device
+                or self.buffer.is_inference() != torch.is_inference_mode_enabled()):
+            self.buffer = like.new_empty(shape)  # an inference tensor in inference mode only
         if not keep:
             return self.buffer, None
         lease = _Lease()
