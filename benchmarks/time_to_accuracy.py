@@ -18,7 +18,7 @@ from common import config
 from hyperbench.data import load_data
 from hyperbench.engine import Trainer, resolve_device, seed_everything
 from hyperbench.models import model_from_config
-from typical import typical_run
+from typical import typical_epochs
 
 
 def first_reach(curve: list[tuple[float, float]], target: float) -> tuple[int, float] | None:
@@ -42,27 +42,37 @@ class _Reached(Exception):
     pass
 
 
-def ours_curve(cfg, device, top: float) -> list[tuple[float, float]]:
-    """hyperbench's engine on the recipe, stopped after the first epoch at or above `top`."""
+def interleaved(cfg, device, epochs: int, top: float, log=print) -> tuple[list, list]:
+    """Epoch by epoch, alternating: one epoch of hyperbench's engine (train, then val and test), then one epoch of
+    the typical script (typical.typical_epochs), so that both see the same load; until both have reached `top`
+    or trained `epochs` epochs. Returns both (cumulative seconds, test accuracy) curves."""
     seed_everything(int(cfg.seed))
     data = load_data(cfg.data, device)
     model = model_from_config(cfg.model, data.num_classes, data.shape)
     trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda s: None)
+    typical = typical_epochs(cfg, classify_case(), device, 0)
+    ours, typ = [], []
 
-    def stop(result):
-        if result.history[-1]["test_acc"] >= top:
+    def after_ours(result):
+        row = result.history[-1]
+        ours.append((row["epoch_time_s"], row["test_acc"]))
+        if not typ or typ[-1][1] < top:
+            h = next(typical)
+            typ.append((h["train_s"] + h["eval_s"], h["test"]))
+        log(f"epoch {len(ours)}: ours {ours[-1][0]:.0f} s, test acc {ours[-1][1]:.4f}; typical "
+            f"{typ[-1][0]:.0f} s, {typ[-1][1]:.4f} (load {os.getloadavg()[0]:.1f})")
+        if ours[-1][1] >= top and typ[-1][1] >= top:
             raise _Reached
 
     try:
-        trainer.fit(model, data, classify_case()["objective"](cfg), on_epoch=stop)
+        trainer.fit(model, data, classify_case()["objective"](cfg), on_epoch=after_ours)
     except _Reached:
         pass
-    return cumulative([(r["epoch_time_s"], r["test_acc"]) for r in trainer.result.history])
-
-
-def typical_curve(cfg, device, epochs: int, top: float) -> list[tuple[float, float]]:
-    res = typical_run(cfg, classify_case(), device, epochs, 0, stop=lambda h: h[-1]["test"] >= top)
-    return cumulative([(h["train_s"] + h["eval_s"], h["test"]) for h in res["history"]])
+    while typ[-1][1] < top and len(typ) < epochs:  # ours reached it within the budget, typical not yet
+        h = next(typical)
+        typ.append((h["train_s"] + h["eval_s"], h["test"]))
+        log(f"epoch {len(typ)}: typical {typ[-1][0]:.0f} s, {typ[-1][1]:.4f} (load {os.getloadavg()[0]:.1f})")
+    return cumulative(ours), cumulative(typ)
 
 
 def main() -> None:
@@ -77,9 +87,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), device {device}; load {os.getloadavg()}", flush=True)
     cfg = run_config([f"model={args.model}", "data=mnist"], device, args.epochs)
-    ours = ours_curve(cfg, device, max(targets))
+    ours, typ = interleaved(cfg, device, args.epochs, max(targets), log=lambda s: print(s, flush=True))
     print("ours    (cumulative s, test acc) per epoch:", [(round(s, 1), round(a, 4)) for s, a in ours], flush=True)
-    typ = typical_curve(cfg, device, args.epochs, max(targets))
     print("typical (cumulative s, test acc) per epoch:", [(round(s, 1), round(a, 4)) for s, a in typ], flush=True)
     for target in targets:
         a, b = first_reach(ours, target), first_reach(typ, target)
