@@ -1,8 +1,9 @@
 """The per-family table of `make bench`: every model family's training step against the machine's limits.
 
 For each family (its task's recipe: batch size, optimizer, loss; one fixed, already augmented batch, no data work):
-  FLOPs        of one training step (forward + backward), counted by torch.utils.flop_counter.FlopCounterMode
-               (matrix products and convolutions; elementwise work and the optimizer count 0);
+  FLOPs        of one training step (forward + backward), by PyTorch's flop counter's formulas
+               (torch.utils.flop_counter: matrix products and convolutions; elementwise work and the optimizer
+               count 0);
   bytes        the bytes the step's large tensors move: over every aten operator of one whole step (forward,
                backward, optimizer), the sizes of its input and output tensors of at least --cache-mib MiB, each
                counted once per operator (a tensor that size cannot stay in this CPU's cache between operators,
@@ -53,35 +54,39 @@ FAMILIES = {  # name -> (kind, overrides): the recipes the studies train them wi
 }
 
 
-class BytesMoved(TorchDispatchMode):
-    """Sums, over every aten operator run under it, the bytes of its tensor inputs and outputs of at least
-    `min_bytes` bytes (each tensor once per operator)."""
+class StepCounter(TorchDispatchMode):
+    """Over every aten operator run under it: FLOPs from PyTorch's flop counter's formulas
+    (torch.utils.flop_counter.flop_registry: matrix products, convolutions, attention), and the bytes of its
+    tensor inputs and outputs of at least `min_bytes` bytes (each tensor once per operator). A dispatch mode
+    rather than FlopCounterMode itself, whose module hooks refuse the adversarial autoencoder's autograd.grad."""
 
     def __init__(self, min_bytes: int):
         super().__init__()
-        self.min_bytes, self.total = min_bytes, 0
+        from torch.utils.flop_counter import flop_registry
+
+        self.registry, self.min_bytes, self.flops, self.bytes = flop_registry, min_bytes, 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        count = self.registry.get(func._overloadpacket)
+        if count is not None:
+            self.flops += count(*args, **kwargs, out_val=out)
         seen = set()
-        for t in tree_flatten((args, kwargs or {}, out))[0]:
+        for t in tree_flatten((args, kwargs, out))[0]:
             if isinstance(t, torch.Tensor) and id(t) not in seen:
                 seen.add(id(t))
                 size = t.numel() * t.element_size()
                 if size >= self.min_bytes:
-                    self.total += size
+                    self.bytes += size
         return out
 
 
 def step_cost(step, min_bytes: int) -> tuple[int, int]:
     """(FLOPs, bytes moved) of one call of step()."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
+    with StepCounter(min_bytes) as counter:
         step()
-    with BytesMoved(min_bytes) as bm:
-        step()
-    return fc.get_total_flops(), bm.total
+    return counter.flops, counter.bytes
 
 
 def binding(flops: float, nbytes: float, seconds: float, matmul_flops_s: float, copy_bytes_s: float) -> dict:
@@ -136,6 +141,7 @@ def measure(name: str, device, precision: str, steps: int, min_bytes: int, old: 
         value.backward()
         opt.step()
 
+    step()  # the optimizer's state exists before the count, as in every step but the first
     flops, nbytes = step_cost(step, min_bytes)
     del opt
     if device.type == "cuda":
