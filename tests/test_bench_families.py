@@ -29,6 +29,8 @@ def test_bytes_count_large_tensors_once_per_operator():
     _, moved = families.step_cost(lambda: torch.add(a, a), 1 << 20)
     assert moved == 2 << 20  # the same tensor twice is one trip
     assert families.step_cost(lambda: torch.add(a, b), 2 << 20)[1] == 0  # below the threshold: in cache
+    assert families.step_cost(lambda: (a.view(2, -1)[1], a.t(), a[:10]), 0)[1] == 0  # views move nothing
+    assert families.step_cost(lambda: a.view(2, -1)[1].sum(), 0)[1] == (1 << 19) + 4  # the half the sum reads
 
 
 def test_the_binding_limit_is_the_larger_lower_bound():
