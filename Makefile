@@ -73,9 +73,13 @@ table-invariance: install
 	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
 
-## Benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test; docs/performance.md).
+## Benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation, then every model family's
+## training step against the measured matmul and memory-copy limits (not a test; docs/performance.md).
+## BENCH_FAMILIES=all|none|conv,capsnet,...  BENCH_STEPS: timed steps per family.
+BENCH_FAMILIES ?= all
+BENCH_STEPS ?= 3
 bench: install
-	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench.py --families $(BENCH_FAMILIES) --steps $(BENCH_STEPS) $(BENCH_ARGS)
 
 ## Whenever a GPU is at hand: every task and model family a few hundred steps in fp32, bf16 and compiled, metrics
 ## checked against fp32, images/s and peak memory, a markdown summary (docs/gpu.md). Without a GPU: says so, exits 0.

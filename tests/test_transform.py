@@ -127,6 +127,47 @@ def test_shallow_hypernet_outputs_convex_combinations_of_input_pixels():
     assert (out <= flat.max(1, keepdim=True).values + 1e-5).all() and (out >= flat.min(1, keepdim=True).values - 1e-5).all()
 
 
+def _plain_mixing(mix, x, cond):
+    """The straightforward shallow HyperNet: logits [N, n_in, n_out], softmax over the inputs, einsum."""
+    h = mix.control(cond)
+    w = torch.softmax((h @ mix.head.weight.t() + mix.head.bias).view(-1, mix.n, mix.n), dim=1)
+    return torch.einsum("ni,nij->nj", x, w)
+
+
+def test_fused_shallow_hypernet_matches_the_plain_softmax_layer_and_its_gradients():
+    torch.manual_seed(0)
+    model = create_model("hypernet_shallow", n_params=2, image_size=12)
+    with torch.no_grad():
+        model.mix.head.weight.normal_(0, 0.5)  # far from uniform
+        model.mix.head.bias.normal_(0, 1)
+    mix, params = model.mix, list(model.parameters())
+    for step in range(2):  # the second step reuses the first one's buffer
+        x = torch.rand(6, 144, requires_grad=True)
+        cond, g = torch.randn(6, 2), torch.randn(6, 144)
+        assert mix.use_fused(x, mix.control(cond))
+        fused = mix(x, cond)
+        got = torch.autograd.grad(fused, [x, *params], g)
+        plain = _plain_mixing(mix, x, cond)
+        want = torch.autograd.grad(plain, [x, *params], g)
+        torch.testing.assert_close(fused, plain, atol=1e-6, rtol=1e-5)
+        for a, b in zip(got, want):  # sums over n*n*N terms in another order: float32 rounding
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # two graphs alive at once: the second forward does not take the first one's buffer
+    x1, x2, cond = torch.rand(4, 144), torch.rand(4, 144), torch.randn(4, 2)
+    y1, y2 = mix(x1, cond), mix(x2, cond)
+    g1 = torch.autograd.grad(y1.sum(), mix.head.weight)[0]
+    torch.testing.assert_close(g1, torch.autograd.grad(_plain_mixing(mix, x1, cond).sum(), mix.head.weight)[0],
+                               atol=1e-6, rtol=1e-5)
+    torch.autograd.grad(y2.sum(), mix.head.weight)
+    with torch.inference_mode():  # evaluation between training steps: its buffer is not reused by training
+        mix(x1, cond)
+    torch.testing.assert_close(torch.autograd.grad(mix(x1, cond).sum(), mix.head.weight)[0], g1, atol=1e-6, rtol=1e-5)
+    y = mix(x1, cond).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
 def test_identity_shallow_hypernet_returns_the_input_at_angle_zero():
     # constructed: the control network's output layer puts all weight on the diagonal
     model = create_model("hypernet_shallow", n_params=2)

@@ -18,6 +18,7 @@ main networks: each builder accepts `control=`.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn as nn
@@ -166,14 +167,103 @@ class TransformAAE(TransformAE):
 
 # ----------------------------------------------------------------------------------------------- hypernets
 
+class _Workspace:
+    """The fused mixing layer's [N, n*n] buffer, kept between steps: a fresh 315 MB tensor costs more in page
+    faults (about 0.3 s here) than the matrix product that fills it. A buffer is lent to one graph at a time
+    (a weak reference to the lease its backward context holds); while it is out, another forward allocates."""
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+        self.lease = lambda: None
+
+    def take(self, shape, like: torch.Tensor, keep: bool):
+        """(buffer of `shape`, lease to hold while it is in use, or None when `keep` is False)."""
+        if self.lease() is not None:  # lent to a graph that is still alive
+            return like.new_empty(shape), None
+        if (self.buffer is None or self.buffer.shape != shape or self.buffer.dtype != like.dtype
+                or self.buffer.device != like.device
+                or self.buffer.is_inference() != torch.is_inference_mode_enabled()):
+            self.buffer = like.new_empty(shape)  # an inference tensor in inference mode only
+        if not keep:
+            return self.buffer, None
+        lease = _Lease()
+        self.lease = weakref.ref(lease)
+        return self.buffer, lease
+
+    def __deepcopy__(self, memo):
+        return _Workspace()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+
+class _Lease:
+    pass
+
+
+class _FusedMixing(torch.autograd.Function):
+    """y[b, j] = sum_i softmax_i(L[b, i, j]) x[b, i] with L[b] = (h[b] @ weight.T + bias) viewed [n_in, n_out],
+    keeping one tensor of L's size (reused from step to step) instead of the plain path's four fresh ones: the
+    logits come from one matrix product and are turned into the softmax in place, one example (one n x n
+    matrix, cache-sized) at a time, y taken from it there; the backward overwrites that softmax, example by
+    example, with dL = s_ij g_j (x_i - y_j) and takes the weight, bias and h gradients as one matrix product
+    each (dW = dL^T h, dh = dL W). The saved softmax is consumed, so the graph cannot be backpropagated twice
+    (retain_graph raises)."""
+
+    @staticmethod
+    def forward(ctx, x, h, weight, bias, n, workspace):
+        keep = any(t.requires_grad for t in (x, h, weight, bias))
+        s, ctx.lease = workspace.take((len(x), n * n), x, keep)
+        torch.mm(h, weight.t(), out=s)                             # [N, n*n] logits less the bias, rows (i, j)
+        y, c = x.new_empty(len(x), n), bias.view(n, n)
+        for b in range(len(x)):
+            sb = s[b].view(n, n).add_(c)                           # the bias added here, in cache
+            sb.sub_(sb.amax(0)).exp_()
+            sb.div_(sb.sum(0))                                     # softmax over the input index i
+            torch.mv(sb.t(), x[b], out=y[b])
+        ctx.save_for_backward(x, h, weight, y)
+        ctx.s, ctx.n = (s if keep else None), n
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, h, weight, y = ctx.saved_tensors
+        d, n = ctx.s, ctx.n
+        if d is None:
+            raise RuntimeError("the fused mixing layer's saved softmax was consumed by a first backward "
+                               "(retain_graph is not supported on it)")
+        ctx.s = None
+        g = g.contiguous()
+        dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        for b in range(len(x)):
+            db = d[b].view(n, n).mul_(g[b])                        # s_ij g_j
+            if dx is not None:
+                torch.sum(db, 1, out=dx[b])
+            db.mul_(x[b].unsqueeze(1) - y[b])                      # dL_ij = s_ij g_j (x_i - y_j)
+        dh = d @ weight if ctx.needs_input_grad[1] else None
+        dw = d.t() @ h if ctx.needs_input_grad[2] else None
+        dbias = d.sum(0) if ctx.needs_input_grad[3] else None
+        ctx.lease = None                                           # the buffer is free for the next forward
+        return dx, dh, dw, dbias, None, None
+
+
 class GeneratedMixing(nn.Module):
     """A square layer y = W(c) x whose n x n weights the control signal c produces per example:
     logits = head(c) viewed as [N, n_in, n_out], softmax over the input index, y_j = sum_i W_ij x_i.
-    Each output is a convex combination of the inputs (rows of W^T sum to 1)."""
+    Each output is a convex combination of the inputs (rows of W^T sum to 1).
 
-    def __init__(self, control: nn.Module, n: int):
+    fused=True (the shallow HyperNet's 784x784 layer) trains on the CPU without autocast through
+    _FusedMixing: the same function and gradients (tests/test_transform.py compares them with this plain
+    path), without the per-example softmax tensor; elsewhere (one condition for the batch, CUDA, autocast)
+    the plain path runs."""
+
+    def __init__(self, control: nn.Module, n: int, fused: bool = False):
         super().__init__()
-        self.control, self.n = control, n
+        self.control, self.n, self.fused = control, n, fused
+        self.workspace = _Workspace()
         self.head = nn.Linear(control.out_features, n * n)
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
@@ -182,8 +272,16 @@ class GeneratedMixing(nn.Module):
         """[N, n_in, n_out], each column a distribution over the inputs."""
         return torch.softmax(self.head(self.control(cond)).view(-1, self.n, self.n), dim=1)
 
+    def use_fused(self, x: torch.Tensor, h: torch.Tensor) -> bool:
+        return (self.fused and x.device.type == "cpu" and len(h) == len(x) > 1
+                and not torch.is_autocast_enabled("cpu") and x.dtype == h.dtype == self.head.weight.dtype)
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        w = self.weights(cond)
+        h = self.control(cond)
+        if self.use_fused(x, h):
+            return _FusedMixing.apply(x.contiguous(), h.contiguous(), self.head.weight, self.head.bias, self.n,
+                                     self.workspace)
+        w = torch.softmax(self.head(h).view(-1, self.n, self.n), dim=1)
         if w.shape[0] == 1:  # one condition for the whole batch (evaluation at a fixed angle): one matmul
             return x @ w[0]
         return torch.einsum("ni,nij->nj", x, w)
@@ -195,7 +293,7 @@ class ShallowHyperNet(nn.Module):
     def __init__(self, control: nn.Module, in_channels: int = 1, image_size: int = 28):
         super().__init__()
         self.shape = (in_channels, image_size, image_size)
-        self.mix = GeneratedMixing(control, in_channels * image_size * image_size)
+        self.mix = GeneratedMixing(control, in_channels * image_size * image_size, fused=True)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.mix(x.flatten(1), cond).view(-1, *self.shape)
