@@ -111,8 +111,8 @@ def family_setup(name: str, device, precision: str, batch: int | None = None):
     case = {"classify": classify_case, "invariance": lambda: invariance_case(overrides),
             "transform": lambda: transform_case(overrides)}[kind]()
     extra = ["trainer.amp=bf16"] if precision == "bf16" else ["trainer.amp=off"]
-    if batch is not None:  # quick checks and tests; the table's numbers use the recipe's batch
-        extra.append(f"trainer.batch_size={batch}")
+    if batch is not None:  # quick checks and tests (small datasets too); the table's numbers use the recipe's batch
+        extra += [f"trainer.batch_size={batch}", "data.val_size=100"]
     cfg = run_config(overrides + extra, device, 1)
     seed_everything(int(cfg.seed))
     data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))

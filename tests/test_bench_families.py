@@ -42,9 +42,10 @@ def test_the_binding_limit_is_the_larger_lower_bound():
     assert r["binds"] == "memory" and r["fraction"] == pytest.approx(0.4) and r["gbs"] == pytest.approx(4)
 
 
-def test_a_family_through_the_table_in_fp32_and_bf16(capsys):
+def test_a_family_through_the_table_in_fp32_and_bf16(capsys, fake_mnist, monkeypatch):
     import families
 
+    monkeypatch.setenv("HYPERBENCH_DATA", str(fake_mnist))  # the synthetic MNIST: no real data needed
     cpu = torch.device("cpu")
     rows = families.table(["conv", "nosuch"], cpu, "fp32", steps=1, batch=8)
     (row,) = rows
