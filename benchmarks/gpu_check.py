@@ -75,7 +75,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
     """(trainer, model, data, objective, monitor, batch size) for one case in one mode."""
     from common import config
     from hyperbench.data import DataBundle, Split
-    from hyperbench.engine import Trainer, seed_everything
+    from hyperbench.training.engine import Trainer, seed_everything
 
     task, overrides = CASES[case]
     amp, compile_ = MODES[mode]
@@ -102,7 +102,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
         data = DataBundle("patterns", train, val, test, 10)
     elif task == "invariance":
         from hyperbench.models import model_from_config
-        from hyperbench.rotation import RotationProtocol
+        from hyperbench.protocols.rotation import RotationProtocol
         from hyperbench.tasks.invariance import invariance_objective, rotated_once
 
         protocol = RotationProtocol.from_config(cfg.rotation, 10)

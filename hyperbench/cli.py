@@ -20,25 +20,14 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from . import ownership, resume
-from .config import validate
-from .engine import seed_everything
+from .training import ownership, resume
+from .config import CONF_PACKAGE, GROUPS, group_options, validate
+from .training.engine import seed_everything
 from .errors import ConfigError, HyperbenchError
 from .files import write_json
 from .tasks import get_task
 from .tasks.common import write_metrics
 
-def _conf_dir() -> Path:
-    """conf/ of the checkout (editable install), else the copy a regular install puts in sys.prefix."""
-    for candidate in (Path(__file__).resolve().parent.parent / "conf", Path(sys.prefix) / "share" / "hyperbench" / "conf"):
-        if (candidate / "config.yaml").exists():
-            return candidate
-    raise SystemExit("hyperbench: cannot find its Hydra configs (conf/config.yaml); reinstall with pip install -e .")
-
-
-CONF_DIR = _conf_dir()
-GROUPS = ("task", "data", "model", "hypernet", "embedding", "trainer", "rotation", "transform", "experiment", "logger",
-          "cl")
 log = logging.getLogger("hyperbench")
 _JOB_STARTED = False  # set once a job runs: an exit before that is Hydra refusing the command line
 # Config names that were renamed: old name -> the new one, so old commands get a pointer instead of a bare refusal.
@@ -49,10 +38,6 @@ RENAMED = {("rotation", "seed000"): "restricted49", ("rotation", "seed001"): "re
 EXIT_SWEEP_FAILED = 1
 OUTCOMES = ".jobs"  # <sweep dir>/.jobs/<job num>.json: each job's status, read when the sweep ends
 _SWEEP_FAILURES: tuple[list[str], int] | None = None  # (failed jobs, all jobs), set by SweepOutcomes.on_multirun_end
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def _unknown_choice_message(group: str, value: str) -> str:
@@ -117,7 +102,7 @@ def check_override_keys(args: list[str]) -> None:
     import difflib
     import itertools
 
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
 
@@ -139,7 +124,7 @@ def check_override_keys(args: list[str]) -> None:
             choices.append([f"{ov.get_key_element()}={v}" for v in values])
     known: set[str] = set()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
             for combo in itertools.islice(itertools.product(*choices), 16):
                 known |= _flat_keys(compose("config", overrides=list(combo)))
     except Exception:
@@ -292,7 +277,7 @@ class SweepOutcomes(Callback):
         _SWEEP_FAILURES = (failed, len(outcomes)) if failed else None
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_PACKAGE}", config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict | None:
     return run(cfg, Path(HydraConfig.get().runtime.output_dir))
 

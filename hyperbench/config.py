@@ -8,6 +8,7 @@ task=, ...) are checked in cli.check_group_choices before Hydra composes.
 """
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
 
+# The configs ship as the package hyperbench.conf (conf/ of the checkout, linked from hyperbench/conf), so an
+# editable install, a checkout on PYTHONPATH and a wheel all find them by package name.
+CONF_PACKAGE = "hyperbench.conf"
+CONF_DIR = Path(str(files(CONF_PACKAGE)))
+# The config groups (conf/<group>/*.yaml) a command line may choose from.
+GROUPS = ("task", "data", "model", "hypernet", "embedding", "trainer", "rotation", "transform", "experiment", "logger",
+          "cl")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def group_options(group: str) -> list[str]:
+    """The names a group may take: its conf/<group>/*.yaml files."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 # key -> (kind, test, what a valid value is, example override)
 Rule = tuple[str, Callable[[Any], bool], str, str]
@@ -87,8 +100,6 @@ def _kind_ok(kind: str, v: Any) -> bool:
 def known_keys() -> dict[str, set[str]]:
     """Section -> the keys it may hold, read from the shipped configs ('' = the top level: config.yaml,
     the group names, and what any `# @package _global_` group config (a task, an experiment) puts there)."""
-    from .cli import CONF_DIR, GROUPS
-
     def keys(f: Path) -> set[str]:
         return set(OmegaConf.load(f)) - {"defaults"}
 

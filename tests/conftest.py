@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "conf"  # the configs as files (the CLI finds them as the package hyperbench.conf)
 
 
 def write_idx_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
@@ -45,7 +45,7 @@ def cfg_of():
     """cfg_of(*overrides) -> the composed config, as `hyperbench <overrides>` would see it."""
 
     def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        with initialize_config_module(config_module="hyperbench.conf", version_base="1.3"):
             return compose("config", overrides=list(overrides))
 
     return _compose

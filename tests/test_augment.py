@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from hyperbench.augment import crop_at, random_crop
+from hyperbench.data.geometry import crop_at, random_crop
 
 
 def test_crop_at_equals_slicing_the_padded_image():
@@ -48,7 +48,7 @@ def test_random_crop_is_reproducible_and_identity_without_padding():
 def test_affine_grid_equals_torch_affine_grid_and_warp_fills_outside():
     import torch.nn.functional as F
 
-    from hyperbench.augment import affine_grid, warp
+    from hyperbench.data.geometry import affine_grid, warp
 
     theta = torch.randn(7, 2, 3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(affine_grid(theta, 5, 9), F.affine_grid(theta, [7, 1, 5, 9], align_corners=False), atol=1e-6)

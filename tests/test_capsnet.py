@@ -187,7 +187,7 @@ def test_summary_lists_the_routing_transforms_and_times_an_epoch(tmp_path):
 def test_invariance_table_puts_the_capsule_rows_beside_their_published_values():
     import pandas as pd
 
-    from hyperbench.published import INVARIANCE_PROTOCOL
+    from hyperbench.report.published import INVARIANCE_PROTOCOL
     from hyperbench.report.invariance import invariance_table
 
     runs = pd.DataFrame([{"model": m, "protocol": INVARIANCE_PROTOCOL, "ptest": 0.9, "p34in": 0.9, "pout": 0.2,

@@ -5,11 +5,11 @@ import torch
 
 from hyperbench.data import Split
 from hyperbench.errors import ConfigError
-from hyperbench.models.compensate import Compensator, ImageControl, NoControl, build_compensator
-from hyperbench.rotation import rotate
+from hyperbench.models.compensator import Compensator, ImageControl, NoControl, build_compensator
+from hyperbench.data.geometry import rotate
 from hyperbench.tasks import transform as base
 from hyperbench.tasks.compensate import Compensate, _confused
-from hyperbench.transforms import Rotate
+from hyperbench.protocols.families import Rotate
 
 from .test_transform import digits_like, family
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hyperbench.cl_data import check_benchmark, load_benchmark
-from hyperbench.cl_methods import HNet, check_method, empirical_fisher
-from hyperbench.cl_metrics import average_accuracy, backward_transfer, forgetting, summary
+from hyperbench.continual.benchmarks import check_benchmark, load_benchmark
+from hyperbench.continual.methods import HNet, check_method, empirical_fisher
+from hyperbench.continual.metrics import average_accuracy, backward_transfer, forgetting, summary
 from hyperbench.errors import ConfigError
 from hyperbench.models import create_model
-from hyperbench.models.continual import MultiHeadMLP, TaskHypernet, mlp_forward, target_shapes
+from hyperbench.models.multihead_mlp import MultiHeadMLP, TaskHypernet, mlp_forward, target_shapes
 from tests.conftest import TINY, hyperbench
 
 NAN = float("nan")

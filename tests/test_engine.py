@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from hyperbench.data import DataBundle, Split
-from hyperbench.engine import Objective, Trainer, make_optimizer, make_schedule
+from hyperbench.training.engine import Objective, Trainer, make_optimizer, make_schedule
 from hyperbench.errors import DivergenceError
 from hyperbench.tasks.classify import accuracy_eval
 
@@ -112,7 +112,7 @@ def test_progress_bar_is_drawn_when_asked(capsys):
 
 # --- checkpoints and resume (in process) ---
 
-from hyperbench.engine import CHECKPOINT, load_checkpoint  # noqa: E402
+from hyperbench.training.engine import CHECKPOINT, load_checkpoint  # noqa: E402
 from hyperbench.errors import CheckpointError, ConfigError  # noqa: E402
 
 
@@ -213,7 +213,7 @@ def test_bf16_autocast_on_cpu_still_learns_and_keeps_fp32_weights():
 
 
 def test_amp_auto_is_off_on_cpu_and_fp16_needs_cuda():
-    from hyperbench.engine import amp_dtype
+    from hyperbench.training.engine import amp_dtype
     from hyperbench.errors import ConfigError
 
     assert amp_dtype("auto", torch.device("cpu")) is None and amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16

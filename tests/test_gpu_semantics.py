@@ -12,15 +12,16 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from hyperbench.augment import random_crop
+from hyperbench.data.geometry import random_crop
 from hyperbench.data import DataBundle, Split
-from hyperbench.engine import CHECKPOINT, Objective, Trainer, load_checkpoint
+from hyperbench.training.engine import CHECKPOINT, Objective, Trainer, load_checkpoint
 from hyperbench.models import create_model
-from hyperbench.rotation import RotationProtocol, rotate
+from hyperbench.data.geometry import rotate
+from hyperbench.protocols.rotation import RotationProtocol
 from hyperbench.tasks.classify import accuracy_eval, classifier_loss
 from hyperbench.tasks.common import fit_metrics, run_header
 from hyperbench.tasks.transform import Learn, problem_objective
-from hyperbench.transforms import Affine, Rotate, Shift
+from hyperbench.protocols.families import Affine, Rotate, Shift
 
 
 def patterns(n: int, seed: int = 0, channels: int = 1, side: int = 28):
@@ -311,7 +312,7 @@ def test_checkpoint_holds_owned_optimizers_and_no_second_copy_of_the_best_weight
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert "owned_optimizers" in state, "the critic's optimizer is not in the checkpoint"
     critic = state["owned_optimizers"][":critic"]
-    from hyperbench.engine import BEST_IS_MODEL
+    from hyperbench.training.engine import BEST_IS_MODEL
 
     assert len(critic["state"]) == len(list(model.critic.parameters())) and critic["state"][0]["step"] == 4
     best_is_last = result.best_epoch == 2
@@ -321,7 +322,7 @@ def test_checkpoint_holds_owned_optimizers_and_no_second_copy_of_the_best_weight
 
 
 def test_a_failed_checkpoint_write_stops_the_run(tmp_path, monkeypatch):
-    import hyperbench.engine as engine
+    import hyperbench.training.engine as engine
 
     def broken(obj, path):
         raise OSError(28, "No space left on device")

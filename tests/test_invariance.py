@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 from hyperbench.data import Split
 from hyperbench.models import create_model
-from hyperbench.models.invariance import DynamicConv2d
-from hyperbench.rotation import RotationProtocol
+from hyperbench.models.cnn import DynamicConv2d
+from hyperbench.protocols.rotation import RotationProtocol
 from hyperbench.tasks.invariance import angle_curve, protocol_metrics
 
 from .conftest import CONF
@@ -52,7 +52,7 @@ class AngleReader(nn.Module):
 
 def test_reader_reads_the_angle():
     y = torch.zeros(7, dtype=torch.long)
-    from hyperbench.rotation import rotate
+    from hyperbench.data.geometry import rotate
 
     angles = torch.tensor([-170.0, -90, -30, 0, 44, 120, 179])
     reader = AngleReader(lambda d, a: torch.ones_like(d, dtype=torch.bool))

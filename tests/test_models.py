@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from hyperbench.errors import ConfigError
 from hyperbench.models import MODELS, create_model
-from hyperbench.models.hyper import HyperConv2d, KernelGenerator
+from hyperbench.hyper import HyperConv2d, KernelGenerator
 
 # Table 2 of Vineet's CS618 report: "Conv Parameters".
 TABLE2 = {"conv": 12560, "hyper4_4": 4244, "hyper4_5": 5108, "hyper4_6": 5972, "hyper5_5": 5189,

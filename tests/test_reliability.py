@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from hyperbench import cli, files, ownership
 from hyperbench.data import load_data
-from hyperbench.engine import CHECKPOINT, Objective, Trainer, load_checkpoint
+from hyperbench.training.engine import CHECKPOINT, Objective, Trainer, load_checkpoint
 from hyperbench.errors import DataError, DivergenceError
 from hyperbench.report import build_report
 from hyperbench.report import main as report_main
@@ -169,7 +169,7 @@ def test_mnist_labels_out_of_range_are_refused_on_load(tmp_path, split, bad):
 
 
 def test_emnist_letters_labels_and_shapes_are_checked(tmp_path):
-    from hyperbench.images import emnist_letters
+    from hyperbench.data.images import emnist_letters
 
     raw = tmp_path / "EMNIST" / "raw"
     raw.mkdir(parents=True)

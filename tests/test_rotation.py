@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from hyperbench.data import Split
 from hyperbench.errors import ConfigError
-from hyperbench.rotation import RotationProtocol, protocol_views, rotate, wrapped_spans
+from hyperbench.data.geometry import rotate
+from hyperbench.protocols.rotation import RotationProtocol, protocol_views, wrapped_spans
 
 from .conftest import CONF
 

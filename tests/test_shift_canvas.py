@@ -8,7 +8,7 @@ import torch
 
 from hyperbench.errors import ConfigError
 from hyperbench.models import create_model
-from hyperbench.transforms import transform_from_config
+from hyperbench.protocols.families import transform_from_config
 
 from .conftest import hyperbench
 

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from hyperbench import cli, ownership
-from hyperbench.engine import CHECKPOINT, KILL_HOOK
+from hyperbench.training.engine import CHECKPOINT, KILL_HOOK
 from hyperbench.report import build_report
 
 from .conftest import TINY, hyperbench
@@ -90,7 +90,7 @@ def test_sweep_through_a_launcher_runs_every_job_and_reports_seeds_and_the_failu
 def test_tensorboard_logger_writes_each_epoch_once(tmp_path, cfg_of):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from hyperbench.loggers import make_logger
+    from hyperbench.training.loggers import make_logger
 
     lg = make_logger(cfg_of("logger=tensorboard"), tmp_path)
     rows = [{"epoch": e, "train_loss": 1.0 / e, "val_acc": 0.5 + e / 10, "lr": 0.01} for e in (1, 2, 3)]

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from hyperbench.errors import DataError
-from hyperbench.images import load_images, load_npy, load_png_folder, render_symbols
+from hyperbench.data.images import load_images, load_npy, load_png_folder, render_symbols
 from hyperbench.models import create_model
-from hyperbench.rotation import rotate
-from hyperbench.transforms import transform_from_config
+from hyperbench.data.geometry import rotate
+from hyperbench.protocols.families import transform_from_config
 
 from .conftest import CONF
 

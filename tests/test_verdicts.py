@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from hyperbench.published import INVARIANCE_PROTOCOL
+from hyperbench.report.published import INVARIANCE_PROTOCOL
 from hyperbench.report.verdicts import (FLAT_MARGIN, Measured, ROTATE_49, still_improving, verdict,
                                         verdict_table)
 
@@ -129,7 +129,7 @@ def test_runs_from_before_a_config_group_existed_pool_and_resume_with_new_ones(c
     from omegaconf import OmegaConf
 
     from hyperbench.report.common import config_key
-    from hyperbench.resume import config_diff
+    from hyperbench.training.resume import config_diff
     now = cfg_of("model=hyper5_5")
     assert now.hypernet.name == "none"
     old = OmegaConf.create(OmegaConf.to_container(now))

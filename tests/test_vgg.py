@@ -7,8 +7,8 @@ import torch.nn as nn
 from hyperbench.errors import ConfigError
 from hyperbench.models import create_model, model_from_config
 from hyperbench.hyper import layer_table
-from hyperbench.models.hyper import HyperConv2d
-from hyperbench.published import CIFAR_MISPRINTS, CIFAR_TABLES
+from hyperbench.hyper import HyperConv2d
+from hyperbench.report.published import CIFAR_MISPRINTS, CIFAR_TABLES
 from hyperbench.tasks.summary import describe
 
 # Every count of Tables 3-5 (Vineet, CS618) that follows the formula ...

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from ..errors import HyperbenchError
 from ..files import write_text
-from ..published import references_markdown
+from .published import references_markdown
 from . import cifar, compensate, continual, invariance, mnist, seeds, transform, verdicts
 from .common import config_key, run_model_label, run_precision
 from .html import to_html

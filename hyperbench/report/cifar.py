@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import write_text
-from ..published import CIFAR_MISPRINTS, CIFAR_TABLES, VINEET, row_label
+from .published import CIFAR_MISPRINTS, CIFAR_TABLES, VINEET, row_label
 from .common import markdown, selection_table
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import write_text
-from ..published import VINEET, published_column
+from .published import VINEET, published_column
 
 # Keys that do not change what a run measures: runs differing only in these (and in seed) are
 # repetitions of one configuration, and the report pools them as mean ± std (n) over seeds.

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from ..augment import random_crop
+from ..data.geometry import random_crop
 from ..data import Split, load_data
-from ..engine import Objective, Trainer, resolve_device
+from ..training.engine import Objective, Trainer, resolve_device
 from ..files import save_figure, save_torch
 from ..models import model_from_config, model_from_run
-from ..plots import kernels_figure, labelled_kernels, training_curves
-from ..published import row_label
+from ..viz.plots import kernels_figure, labelled_kernels, training_curves
+from ..report.published import row_label
 from .common import fit_metrics, hypernet_label, fit_recorded, log, param_count, run_header, write_metrics
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from ..engine import FitResult
+from ..training.engine import FitResult
 from ..errors import HyperbenchError, StorageError
 from ..files import write_json, write_text
 
@@ -87,7 +87,7 @@ def fit_metrics(result: FitResult, epochs_planned: int) -> dict[str, Any]:
 def epoch_recorder(cfg: DictConfig, run_dir: Path):
     """on_epoch callback for Trainer.fit: rewrite history.csv and feed the configured logger.
     Returns (callback, close)."""
-    from ..loggers import make_logger
+    from ..training.loggers import make_logger
 
     logger = make_logger(cfg, run_dir)
 

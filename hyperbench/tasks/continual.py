@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from ..cl_data import Benchmark, check_benchmark, load_benchmark
-from ..cl_methods import Method, make_method
-from ..cl_metrics import summary
+from ..continual.benchmarks import Benchmark, check_benchmark, load_benchmark
+from ..continual.methods import Method, make_method
+from ..continual.metrics import summary
 from ..data import Split
-from ..engine import CHECKPOINT, CHECKPOINT_FORMAT, Objective, Trainer, load_checkpoint, resolve_device
+from ..training.engine import CHECKPOINT, CHECKPOINT_FORMAT, Objective, Trainer, load_checkpoint, resolve_device
 from ..errors import CheckpointError
 from ..files import save_figure, save_torch, write_text
-from ..models.continual import MultiHeadMLP, TaskHypernet
+from ..models.multihead_mlp import MultiHeadMLP, TaskHypernet
 from .common import fit_recorded, log, param_count, run_header, write_history, write_metrics
 
 IN_FEATURES = 28 * 28
@@ -117,7 +117,7 @@ def _load_sequence(path: Path, cfg) -> dict | None:
 
 def _kill_hook(stage) -> None:
     """Arm the engine's own kill hook for the task named in HYPERBENCH_TEST_KILL_IN_TASK ("t:epoch")."""
-    from ..engine import KILL_HOOK as ENGINE_HOOK
+    from ..training.engine import KILL_HOOK as ENGINE_HOOK
 
     want = os.environ.get(KILL_HOOK)
     if not want:
@@ -185,7 +185,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _finish(cfg, run_dir: Path, model, bench, method, stages, rows, histories, wall, facts) -> dict:
-    from ..cl_plots import accuracy_heatmap, learning_curves
+    from ..viz.cl_plots import accuracy_heatmap, learning_curves
 
     labels = [f"after task {s}" if method.sequential else "joint" for s in stages]
     acc = pd.DataFrame(rows, index=labels, columns=[f"task {j}" for j in range(bench.n_tasks)])

@@ -23,11 +23,12 @@ import torch
 from omegaconf import DictConfig
 
 from ..data import DataBundle, Split, dataset_info, load_data
-from ..engine import Objective, Trainer, resolve_device
+from ..training.engine import Objective, Trainer, resolve_device
 from ..files import save_figure, save_torch, write_text
 from ..models import model_from_config
-from ..plots import angle_curves_figure, training_curves
-from ..rotation import RotationProtocol, protocol_views, rotate
+from ..viz.plots import angle_curves_figure, training_curves
+from ..data.geometry import rotate
+from ..protocols.rotation import RotationProtocol, protocol_views
 from .classify import accuracy_eval, classifier_loss
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 from .reconstructions import reconstruction_grid

@@ -74,7 +74,7 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
     (the classify/invariance loss, the trainer's optimizer, batch size, device and memory format) on random
     images of `shape`, times the steps in an epoch (task.time_train_size, default the dataset's training split
     after data.val_size and data.train_size, over the batch size). Data loading and evaluation not included."""
-    from ..engine import Trainer, resolve_device
+    from ..training.engine import Trainer, resolve_device
     from .classify import classifier_loss
     from .transform import transform_loss
 
@@ -111,7 +111,7 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
 
 def condition_width(model) -> int | None:
     """Parameters a transform model's condition has (its ParamControl's input), None for a classifier."""
-    from ..models.transform import ParamControl
+    from ..models.conditional import ParamControl
 
     widths = [m.in_features for m in model.modules() if isinstance(m, ParamControl)]
     return widths[0] if widths else None

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from ..data import DataBundle, Split, load_data
-from ..engine import Objective, Trainer, resolve_device
+from ..training.engine import Objective, Trainer, resolve_device
 from ..errors import ConfigError
 from ..files import save_figure, save_torch, write_text
-from ..images import load_images, to_tensor
+from ..data.images import load_images, to_tensor
 from ..models import create_model, model_from_run
-from ..transforms import Transform, transform_from_config
+from ..protocols.families import Transform, transform_from_config
 from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
 
 
@@ -196,7 +196,7 @@ def digit_metrics(model, test: Split, problem: Learn, per_digit: int | None, see
 
 
 def write_curve_files(run_dir: Path, df: pd.DataFrame, transform: Transform, title: str) -> None:
-    from ..transform_plots import transform_curve_figure
+    from ..viz.transform_plots import transform_curve_figure
 
     name = f"recon_vs_{transform.axis}"
     write_text(run_dir / f"{name}.csv", df.to_csv(index=False))
@@ -207,7 +207,7 @@ def write_curve_files(run_dir: Path, df: pd.DataFrame, transform: Transform, tit
 def write_grid(path: Path, model, x: torch.Tensor, problem: Learn, title: str, fmt=lambda t: t) -> None:
     """Input column, then a pair for each of the family's grid values: expected | produced (task=transform),
     rotated input | normalised (task=compensate)."""
-    from ..transform_plots import transform_grid_figure
+    from ..viz.transform_plots import transform_grid_figure
 
     transform = problem.transform
     values = torch.tensor(transform.grid_values(), device=x.device)
@@ -293,7 +293,7 @@ def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
     write_metrics(run_dir, metrics)
     write_curve_files(run_dir, df, transform,
                       f"{cfg.model.name}: reconstruction MSE versus {transform.axis} ({transform.name})")
-    from ..transform_plots import loss_curves
+    from ..viz.transform_plots import loss_curves
 
     save_figure(loss_curves(pd.DataFrame(result.history), f"{cfg.model.name}, transform={transform.name}"),
                 run_dir / "curves.png")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 
 SYMBOLS = "ABDEFGHJKLMNPQRTUVYabdefghkmnpqrtyz2357&?!#%@$+<>{}"
 
@@ -77,10 +77,10 @@ def emnist_letters(root: str, max_images: int | None = None) -> tuple[np.ndarray
     """EMNIST letters test split (torchvision layout under the data root), upright (EMNIST is stored transposed)."""
     from torchvision.datasets import EMNIST
 
-    from .data import _torchvision, check_arrays
+    from .datasets import check_arrays, torchvision_dataset
 
     files = tuple(f"EMNIST/raw/emnist-letters-test-{k}-idx{d}-ubyte" for k, d in (("images", 3), ("labels", 1)))
-    ds = _torchvision(EMNIST, root, False, files=files, split="letters", train=False)
+    ds = torchvision_dataset(EMNIST, root, False, files=files, split="letters", train=False)
     check_arrays("EMNIST letters", "test", ds.data, ds.targets, (28, 28), range(1, 27), *(str(Path(root) / f) for f in files))
     x = ds.data if max_images is None else ds.data[:max_images]
     labels = ds.targets[: len(x)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class CSVLogger:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 
 @dataclass
@@ -90,7 +90,7 @@ def _remove_new_empty_dirs(dirs: list[Path], existed: set[Path]) -> None:
                 pass
 
 
-def _torchvision(cls, root: str, download: bool, files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
+def torchvision_dataset(cls, root: str, download: bool, files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
                  hint: str = "", **kw):
     """Instantiate a torchvision dataset (its own loading and download code), turning failures into one
     clear DataError: the dataset missing (and the download's full reason when one was tried), or a file
@@ -154,8 +154,8 @@ def _mnist(root: str, download: bool):
     from torchvision.datasets import MNIST
 
     folders = ("MNIST", "MNIST/raw")
-    tr = _torchvision(MNIST, root, download, files=MNIST_FILES, folders=folders, train=True)
-    te = _torchvision(MNIST, root, download, files=MNIST_FILES, folders=folders, train=False)
+    tr = torchvision_dataset(MNIST, root, download, files=MNIST_FILES, folders=folders, train=True)
+    te = torchvision_dataset(MNIST, root, download, files=MNIST_FILES, folders=folders, train=False)
     for split, ds, prefix in (("train", tr, "train"), ("test", te, "t10k")):
         raw = Path(root) / "MNIST" / "raw"
         check_arrays("MNIST", split, ds.data, ds.targets, (28, 28), range(10), str(raw / f"{prefix}-images-idx3-ubyte"),
@@ -180,8 +180,8 @@ def _cifar10(root: str, download: bool, check_md5: bool = False):
     files = tuple(f"{CIFAR10.base_folder}/{f}" for f, _ in CIFAR10.train_list + CIFAR10.test_list)
     hint = ("With data.check_md5=true a copy whose pickles differ from the official files is refused; "
             "data.check_md5=false accepts it and checks the arrays instead. " if check_md5 else "")
-    tr = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=True)
-    te = _torchvision(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=False)
+    tr = torchvision_dataset(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=True)
+    te = torchvision_dataset(cls, root, download, files=files, folders=(CIFAR10.base_folder,), hint=hint, train=False)
     for split, ds in (("train", tr), ("test", te)):
         where = str(Path(root) / CIFAR10.base_folder)
         check_arrays("CIFAR-10", split, ds.data, ds.targets, (32, 32, 3), range(10), where, where)

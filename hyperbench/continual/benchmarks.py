@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from omegaconf import OmegaConf
 
-from .data import DataBundle, Split, load_data
-from .errors import ConfigError
+from ..data import DataBundle, Split, load_data
+from ..errors import ConfigError
 
 # benchmark -> (most tasks it can supply, None = any number; classes per task)
 BENCHMARKS: dict[str, tuple[int | None, int]] = {"split_mnist": (5, 2), "permuted_mnist": (None, 10)}

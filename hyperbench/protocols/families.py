@@ -1,7 +1,7 @@
 """Transformation families of task=transform (the `transform=` config group): rotate, shift, affine.
 
 Each family draws raw parameters per image (restricted digits within a smaller range), applies them to
-a batch on the device (bilinear, augment.warp: one grid for the batch, grid_sample, the background value outside the image),
+a batch on the device (bilinear, geometry.warp: one grid for the batch, grid_sample, the background value outside the image),
 and encodes them as the vector the model receives:
 
     rotate  raw = angle (degrees, counterclockwise as displayed)   model sees (cos a, sin a)
@@ -22,15 +22,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import augment
-from .errors import ConfigError
-from .rotation import RotationProtocol, _digits, _range, rotate, uniform
+from ..data import geometry
+from ..errors import ConfigError
+from ..data.geometry import rotate
+from .rotation import RotationProtocol, parse_digits, parse_range, uniform
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor, background: float) -> torch.Tensor:
     """Sample x [N, C, H, W] at theta [N, 2, 3] (affine_grid's normalised output -> input map), bilinear,
     `background` outside the image."""
-    return augment.warp(x, theta, fill=background)
+    return geometry.warp(x, theta, fill=background)
 
 
 def _box(n: int, ranges: list[tuple[float, float]], generator, device) -> torch.Tensor:
@@ -79,7 +80,7 @@ class Transform:
         return shape if self.canvas is None else (shape[0], self.canvas, self.canvas)
 
     def is_restricted(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.isin(y, augment.constant(tuple(self.restricted), y.device, y.dtype))
+        return torch.isin(y, geometry.constant(tuple(self.restricted), y.device, y.dtype))
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Training parameters for labels y: restricted digits within their range, the others within theirs."""
@@ -241,7 +242,7 @@ class Affine(_AngleAxis, Transform):
         _, _, h, w = x.shape
         m = self.matrix(raw)
         # pixel coordinates about the centre -> affine_grid's normalised coordinates (x / (w/2), y / (h/2))
-        norm = augment.constant(((1.0, h / w, 2 / w), (w / h, 1.0, 2 / h)), x.device, m.dtype)
+        norm = geometry.constant(((1.0, h / w, 2 / w), (w / h, 1.0, 2 / h)), x.device, m.dtype)
         return warp(x, m * norm, self.background)
 
     def encode(self, raw):
@@ -249,7 +250,7 @@ class Affine(_AngleAxis, Transform):
 
     def along_axis(self, values):
         mid = lambda r: (r[0] + r[1]) / 2  # noqa: E731
-        rest = augment.constant((mid(self.shear), mid(self.shear), mid(self.scale), mid(self.scale), 0.0, 0.0),
+        rest = geometry.constant((mid(self.shear), mid(self.shear), mid(self.scale), mid(self.scale), 0.0, 0.0),
                                 values.device, values.dtype)  # on the values' device (a GPU run's curve)
         return torch.cat([values[:, None], rest.expand(len(values), -1)], 1)
 
@@ -289,16 +290,16 @@ def transform_from_config(cfg, rotation_cfg=None, background: float = -1.0) -> T
     if kind == "rotate":
         protocol = RotationProtocol.from_config(rotation_cfg, 10)
         return Rotate(name=name, restricted=protocol.restricted, background=background, protocol=protocol)
-    restricted = _digits(cfg.get("restricted"), "transform.restricted", 10)
+    restricted = parse_digits(cfg.get("restricted"), "transform.restricted", 10)
     if kind == "shift":
         return Shift(name=name, restricted=restricted, background=background,
-                     restricted_range=_range(cfg.restricted_range, "transform.restricted_range", angles=False),
-                     others_range=_range(cfg.others_range, "transform.others_range", angles=False),
+                     restricted_range=parse_range(cfg.restricted_range, "transform.restricted_range", angles=False),
+                     others_range=parse_range(cfg.others_range, "transform.others_range", angles=False),
                      curve_step=float(cfg.get("curve_step", 0.25)), diagonal=_curve_axis(cfg.get("curve_axis", "dx")),
                      canvas=_canvas(cfg.get("canvas")))
     if kind == "affine":
         return Affine(name=name, restricted=restricted, background=background,
-                      restricted_angle=_range(cfg.restricted_angle, "transform.restricted_angle"),
-                      angle=_range(cfg.angle, "transform.angle"), shear=_range(cfg.shear, "transform.shear", angles=False),
-                      scale=_range(cfg.scale, "transform.scale", angles=False), shift=_range(cfg.shift, "transform.shift", angles=False))
+                      restricted_angle=parse_range(cfg.restricted_angle, "transform.restricted_angle"),
+                      angle=parse_range(cfg.angle, "transform.angle"), shear=parse_range(cfg.shear, "transform.shear", angles=False),
+                      scale=parse_range(cfg.scale, "transform.scale", angles=False), shift=parse_range(cfg.shift, "transform.shift", angles=False))
     raise ConfigError(f"transform.kind='{kind}' is not one of rotate, shift, affine. Nothing was run.")

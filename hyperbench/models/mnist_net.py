@@ -40,7 +40,7 @@ class MnistConvNet(nn.Module):
         return {"conv2": self.conv2.weight.detach()}
 
 
-def _check_size(name: str, value) -> int:
+def check_hyper_size(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
             f"model.{name} must be a positive integer, got {value!r}. A hypernetwork HyperA_B needs "
@@ -58,6 +58,6 @@ def mnist_conv(num_classes: int = 10, in_channels: int = 1, image_size: int = 28
 def mnist_hyper(z_dim: int = 5, d: int = 5, num_classes: int = 10, in_channels: int = 1,
                 image_size: int = 28) -> MnistHyperNet:
     """MnistConvNet with conv2's kernel generated (HyperA_B): hypernetize(conv2) with 16x16 tiles."""
-    z_dim, d = _check_size("z_dim", z_dim), _check_size("d", d)
+    z_dim, d = check_hyper_size("z_dim", z_dim), check_hyper_size("d", d)
     return build_hypernetized(lambda: MnistConvNet(None, num_classes, in_channels, image_size),
                               targets=["conv2"], z_dim=z_dim, d=d, tile=16, label="model mnist_conv")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
 
-from .precision import no_autocast
+from ..precision import no_autocast
 
 
 @functools.lru_cache(maxsize=128)
@@ -58,3 +59,20 @@ def warp(x: torch.Tensor, theta: torch.Tensor, fill: float = 0.0) -> torch.Tenso
     if fill == 0.0:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+
+
+def rotate(x: torch.Tensor, degrees: torch.Tensor | float, fill: float = 0.0) -> torch.Tensor:
+    """Rotate images x [N, C, H, W] about their centre, bilinear, `fill` outside; one angle per image.
+
+    Positive angles turn the image counterclockwise as displayed. Output pixel p samples the input at
+    R(-angle) p (pixel coordinates about the centre, y pointing down).
+    """
+    n, _, h, w = x.shape
+    # float32 (MPS has no float64); cos/sin of a float32 angle are exact to ~1e-7, far below a pixel
+    a = torch.as_tensor(degrees, dtype=torch.float32, device=x.device).expand(n) * (math.pi / 180)
+    c, s = torch.cos(a), torch.sin(a)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float32, device=x.device)
+    # affine_grid works in coordinates normalised to [-1, 1] per axis; w/h keeps non-square images round
+    theta[:, 0, 0], theta[:, 0, 1] = c, -s * h / w
+    theta[:, 1, 0], theta[:, 1, 1] = s * w / h, c
+    return warp(x, theta, fill)

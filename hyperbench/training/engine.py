@@ -29,10 +29,10 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .data import DataBundle, Split
-from .errors import CheckpointError, ConfigError, DivergenceError
-from .files import save_torch
-from .precision import dtype_name
+from ..data import DataBundle, Split
+from ..errors import CheckpointError, ConfigError, DivergenceError
+from ..files import save_torch
+from ..precision import dtype_name
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "hyperbench-checkpoint-v1"

@@ -17,26 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .augment import constant, warp
-from .data import Split
-from .errors import ConfigError
-
-
-def rotate(x: torch.Tensor, degrees: torch.Tensor | float, fill: float = 0.0) -> torch.Tensor:
-    """Rotate images x [N, C, H, W] about their centre, bilinear, `fill` outside; one angle per image.
-
-    Positive angles turn the image counterclockwise as displayed. Output pixel p samples the input at
-    R(-angle) p (pixel coordinates about the centre, y pointing down).
-    """
-    n, _, h, w = x.shape
-    # float32 (MPS has no float64); cos/sin of a float32 angle are exact to ~1e-7, far below a pixel
-    a = torch.as_tensor(degrees, dtype=torch.float32, device=x.device).expand(n) * (math.pi / 180)
-    c, s = torch.cos(a), torch.sin(a)
-    theta = torch.zeros(n, 2, 3, dtype=torch.float32, device=x.device)
-    # affine_grid works in coordinates normalised to [-1, 1] per axis; w/h keeps non-square images round
-    theta[:, 0, 0], theta[:, 0, 1] = c, -s * h / w
-    theta[:, 1, 0], theta[:, 1, 1] = s * w / h, c
-    return warp(x, theta, fill)
+from ..data.geometry import constant
+from ..data import Split
+from ..errors import ConfigError
 
 
 def uniform(lo: torch.Tensor | float, hi: torch.Tensor | float, n: int, generator: torch.Generator | None,
@@ -46,7 +29,7 @@ def uniform(lo: torch.Tensor | float, hi: torch.Tensor | float, n: int, generato
     return lo + (hi - lo) * u
 
 
-def _range(value, key: str, angles: bool = True) -> tuple[float, float]:
+def parse_range(value, key: str, angles: bool = True) -> tuple[float, float]:
     """A range from the config: a pair of finite numbers [lo, hi] with lo < hi; for angles (degrees)
     also at most a full circle. angles=False: any other quantity (pixels, shear, scale)."""
     try:
@@ -72,7 +55,7 @@ def _range(value, key: str, angles: bool = True) -> tuple[float, float]:
     return lo, hi
 
 
-def _digits(value, key: str, num_classes: int) -> tuple[int, ...]:
+def parse_digits(value, key: str, num_classes: int) -> tuple[int, ...]:
     try:
         items = [] if value is None else list(value)
     except TypeError:
@@ -116,8 +99,8 @@ class RotationProtocol:
         if cfg is None:
             raise ConfigError("This task needs a rotation protocol: add rotation=restricted34 (or another "
                               "conf/rotation/*.yaml). Nothing was run.")
-        removed = _digits(cfg.get("remove"), "rotation.remove", num_classes)
-        restricted = _digits(cfg.get("restricted"), "rotation.restricted", num_classes)
+        removed = parse_digits(cfg.get("remove"), "rotation.remove", num_classes)
+        restricted = parse_digits(cfg.get("restricted"), "rotation.restricted", num_classes)
         gone = [d for d in restricted if d in removed]
         if gone:
             raise ConfigError(
@@ -137,9 +120,9 @@ class RotationProtocol:
             digits=digits,
             removed=removed,
             restricted=restricted,
-            restricted_range=_range(cfg.get("restricted_range"), "rotation.restricted_range"),
-            others_range=_range(cfg.get("others_range"), "rotation.others_range"),
-            eval_ranges={str(k): _range(v, f"rotation.eval.{k}") for k, v in ranges.items()},
+            restricted_range=parse_range(cfg.get("restricted_range"), "rotation.restricted_range"),
+            others_range=parse_range(cfg.get("others_range"), "rotation.others_range"),
+            eval_ranges={str(k): parse_range(v, f"rotation.eval.{k}") for k, v in ranges.items()},
         )
 
     @property

@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import ownership
 from .engine import CHECKPOINT, load_checkpoint
-from .errors import ConfigError
-from .report.common import unset
-from .files import atomic_write, write_json
+from ..errors import ConfigError
+from ..report.common import unset
+from ..files import atomic_write, write_json
 
 log = logging.getLogger("hyperbench")
 

@@ -17,7 +17,7 @@ MODEL_STYLES = {"aae": "--"}
 
 def restricted_spans(transform) -> list[tuple[float, float]]:
     """The restricted digits' training range on the curve's axis."""
-    from .rotation import wrapped_spans
+    from ..protocols.rotation import wrapped_spans
 
     lo, hi = transform.restricted_axis_range()
     return wrapped_spans(lo, hi) if transform.axis == "angle" else [(lo, hi)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # method -> settings it needs (cl.<key>), with a test and what a valid value is
 REQUIRED: dict[str, dict[str, tuple]] = {
