@@ -56,15 +56,21 @@ TINY = ["data.val_size=100", "trainer.batch_size=100", "trainer.eval_batch_size=
 
 
 def hyperbench(*args: str, data_root: Path | None = None, offline: bool = True, cwd: Path | None = None,
-               command: str = "hyperbench") -> subprocess.CompletedProcess:
+               command: str = "hyperbench", kill_after_epoch: int | None = None,
+               kill_stage: str | None = None) -> subprocess.CompletedProcess:
     """Run the installed CLI. offline=True points HTTP(S) at a closed local port, so any download
-    attempt fails at once, as on a machine without network."""
+    attempt fails at once, as on a machine without network. kill_after_epoch=N: run it through
+    tests/kill_after_epoch.py, which SIGKILLs the process once epoch N's checkpoint is on disk (only in the
+    training whose run directory is named kill_stage, if given)."""
     env = dict(os.environ)
     if data_root is not None:
         env["HYPERBENCH_DATA"] = str(data_root)
     if offline:
         env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
                    HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
-    exe = Path(sys.executable).with_name(command)
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+    cmd = [str(Path(sys.executable).with_name(command))]
+    if kill_after_epoch is not None:
+        cmd = [sys.executable, str(ROOT / "tests" / "kill_after_epoch.py"), str(kill_after_epoch),
+               *(["--stage", kill_stage] if kill_stage is not None else []), "--"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env,
                           cwd=cwd or ROOT, timeout=600)

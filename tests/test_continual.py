@@ -177,9 +177,9 @@ def test_kill_9_inside_the_sequence_then_resume_gives_the_same_accuracy_matrix(t
         args.remove("cl.fisher_samples=50")
     whole = hyperbench(*args, f"hydra.run.dir={tmp_path / 'whole'}", data_root=fake_mnist)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    monkeypatch.setenv("HYPERBENCH_TEST_KILL_IN_TASK", "1:1")  # SIGKILL after epoch 1 of task 1 (task 0 done)
-    killed = hyperbench(*args, f"hydra.run.dir={tmp_path / 'cut'}", data_root=fake_mnist)
-    monkeypatch.delenv("HYPERBENCH_TEST_KILL_IN_TASK")
+    # SIGKILL after epoch 1 of task 1 (task 0 done)
+    killed = hyperbench(*args, f"hydra.run.dir={tmp_path / 'cut'}", data_root=fake_mnist, kill_after_epoch=1,
+                        kill_stage="1")
     assert killed.returncode == -9
     assert not (tmp_path / "cut" / "acc_matrix.csv").exists()
     state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from hyperbench.data import DataBundle, Split
-from hyperbench.training.engine import Objective, Trainer, make_optimizer, make_schedule
+from hyperbench.training.engine import Trainer, make_optimizer, make_schedule
+from hyperbench.training.objectives import Objective
 from hyperbench.errors import DivergenceError
 from hyperbench.tasks.classify import accuracy_eval
 
@@ -112,7 +113,7 @@ def test_progress_bar_is_drawn_when_asked(capsys):
 
 # --- checkpoints and resume (in process) ---
 
-from hyperbench.training.engine import CHECKPOINT, load_checkpoint  # noqa: E402
+from hyperbench.training.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
 from hyperbench.errors import CheckpointError, ConfigError  # noqa: E402
 
 

@@ -14,7 +14,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from hyperbench.data.geometry import random_crop
 from hyperbench.data import DataBundle, Split
-from hyperbench.training.engine import CHECKPOINT, Objective, Trainer, load_checkpoint
+from hyperbench.training.checkpoint import CHECKPOINT, load_checkpoint
+from hyperbench.training.engine import Trainer
+from hyperbench.training.objectives import Objective
 from hyperbench.models import create_model
 from hyperbench.data.geometry import rotate
 from hyperbench.protocols.rotation import RotationProtocol
@@ -312,7 +314,7 @@ def test_checkpoint_holds_owned_optimizers_and_no_second_copy_of_the_best_weight
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert "owned_optimizers" in state, "the critic's optimizer is not in the checkpoint"
     critic = state["owned_optimizers"][":critic"]
-    from hyperbench.training.engine import BEST_IS_MODEL
+    from hyperbench.training.checkpoint import BEST_IS_MODEL
 
     assert len(critic["state"]) == len(list(model.critic.parameters())) and critic["state"][0]["step"] == 4
     best_is_last = result.best_epoch == 2
@@ -322,12 +324,12 @@ def test_checkpoint_holds_owned_optimizers_and_no_second_copy_of_the_best_weight
 
 
 def test_a_failed_checkpoint_write_stops_the_run(tmp_path, monkeypatch):
-    import hyperbench.training.engine as engine
+    import hyperbench.training.checkpoint as checkpoint
 
     def broken(obj, path):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engine, "save_torch", broken)
+    monkeypatch.setattr(checkpoint, "save_torch", broken)
     t = trainer(epochs=2)
     t.run_dir = tmp_path
     with pytest.raises(OSError, match="No space left"):

@@ -19,7 +19,9 @@ import torch.nn.functional as F
 
 from hyperbench import cli, files, ownership
 from hyperbench.data import load_data
-from hyperbench.training.engine import CHECKPOINT, Objective, Trainer, load_checkpoint
+from hyperbench.training.checkpoint import CHECKPOINT, load_checkpoint
+from hyperbench.training.engine import Trainer
+from hyperbench.training.objectives import Objective
 from hyperbench.errors import DataError, DivergenceError
 from hyperbench.report import build_report
 from hyperbench.report import main as report_main

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from hyperbench import cli, ownership
-from hyperbench.training.engine import CHECKPOINT, KILL_HOOK
+from hyperbench.training.checkpoint import CHECKPOINT
 from hyperbench.report import build_report
 
 from .conftest import TINY, hyperbench
@@ -38,10 +38,8 @@ def test_kill_9_after_epoch_1_then_resume_true_ends_like_an_uninterrupted_run(fa
     monkeypatch.setenv("HYPERBENCH_OUTPUTS", str(tmp_path / "outputs"))
     whole = tmp_path / "whole"
     assert hyperbench(*args, f"hydra.run.dir={whole}", data_root=fake_mnist).returncode == 0
-    monkeypatch.setenv(KILL_HOOK, "1")
-    killed = hyperbench(*args, data_root=fake_mnist)  # -> outputs/runs/<time>_...
+    killed = hyperbench(*args, data_root=fake_mnist, kill_after_epoch=1)  # -> outputs/runs/<time>_...
     assert killed.returncode == -9  # SIGKILL right after the epoch-1 checkpoint
-    monkeypatch.delenv(KILL_HOOK)
     p = hyperbench(*args, "trainer.resume=true", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     old, new = sorted((tmp_path / "outputs" / "runs").iterdir())

@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from ..data.geometry import random_crop
 from ..data import Split, load_data
-from ..training.engine import Objective, Trainer, resolve_device
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
 from ..files import save_figure, save_torch
 from ..models import model_from_config, model_from_run
 from ..viz.plots import kernels_figure, labelled_kernels, training_curves

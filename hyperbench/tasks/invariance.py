@@ -23,7 +23,8 @@ import torch
 from omegaconf import DictConfig
 
 from ..data import DataBundle, Split, dataset_info, load_data
-from ..training.engine import Objective, Trainer, resolve_device
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
 from ..files import save_figure, save_torch, write_text
 from ..models import model_from_config
 from ..viz.plots import angle_curves_figure, training_curves

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from ..data import DataBundle, Split, load_data
-from ..training.engine import Objective, Trainer, resolve_device
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
 from ..errors import ConfigError
 from ..files import save_figure, save_torch, write_text
 from ..data.images import load_images, to_tensor

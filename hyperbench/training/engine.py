@@ -16,14 +16,11 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import random
-import signal
 import sys
-import threading
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -31,30 +28,15 @@ import torch.nn as nn
 
 from ..data import DataBundle, Split
 from ..errors import CheckpointError, ConfigError, DivergenceError
-from ..files import save_torch
 from ..precision import dtype_name
+from .checkpoint import (BEST_IS_MODEL, CHECKPOINT, CHECKPOINT_FORMAT, CheckpointWriter, as_random_state,
+                         check_trainer_settings, load_checkpoint, load_owned_optimizers, owned_optimizer_states,
+                         to_host, trainer_settings)
+from .objectives import Objective
 
-CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_FORMAT = "hyperbench-checkpoint-v1"
-# Trainer settings that may change between an interrupted run and its resumption. `epochs` among them:
-# resuming a finished run with more epochs extends it (the lr schedule is per step, not per planned epoch,
-# so the extension equals a run planned that long from the start).
-RESUME_FREE_KEYS = ("resume", "checkpoint_every", "progress", "device", "log_every", "save_model", "epochs")
-# Test-only: SIGKILL the process right after the checkpoint of this epoch (simulates kill -9).
-KILL_HOOK = "HYPERBENCH_TEST_KILL_AFTER_EPOCH"
-
-
-@dataclass
-class Objective:
-    """What a task plugs into the engine."""
-
-    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-    evaluate: Callable[[nn.Module, Split, int], dict[str, float]]  # metrics of a whole split
-    # (x, y, generator) -> (x, y), batched on the device; y may become anything loss() understands
-    # (e.g. a (target, parameters) pair for the transform tasks).
-    augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None
-    monitor: str = "acc"  # validation metric that selects the best epoch
-    higher_is_better: bool = True  # False for losses
+# Callbacks every Trainer calls after each epoch's checkpoint step, as callback(trainer, epoch): a place for
+# process-wide observers (the kill -9 tests install one that waits for the checkpoint, then kills the process).
+EPOCH_CALLBACKS: list[Callable[["Trainer", int], None]] = []
 
 
 @dataclass
@@ -69,6 +51,28 @@ class FitResult:
     precision: str = "fp32"  # what the model ran in: fp32, bf16 or fp16 (autocast), see docs/gpu.md
     compiled: tuple[str, ...] = ()  # what torch.compile compiled (forward, training_loss), empty when off
     checkpoint_wait_s: float = 0.0  # seconds the training loop waited for checkpoint writes
+
+
+@dataclass
+class FitState:
+    """What one fit() carries from step to step: the result so far, the trainer's generator, optimizer, lr
+    schedule, the batches per epoch, the held-out splits, the best score, where the epochs start."""
+
+    result: FitResult
+    gen: torch.Generator
+    params: list
+    train_model: nn.Module
+    scaler: object
+    opt: torch.optim.Optimizer
+    sched: object
+    batch_size: int
+    steps_per_epoch: int
+    evals: dict
+    writer: CheckpointWriter
+    best_score: float = -math.inf
+    first_epoch: int = 1
+    time_before: float = 0.0  # wall time of the run before this process resumed it
+    t0: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -112,25 +116,6 @@ def make_schedule(opt: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.L
     floor = float(cfg.min_lr) / float(cfg.lr)
     decay = float(cfg.lr_decay)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(decay**t, floor))
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """Read a checkpoint written by Trainer.fit; a damaged or foreign file raises CheckpointError."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"No checkpoint at {path}.") from None
-    except Exception as exc:
-        raise CheckpointError(
-            f"The checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            f"it is damaged or not a hyperbench checkpoint. Start afresh with trainer.resume=false "
-            f"or resume another run directory.") from None
-    needed = {"format", "epoch", "model", "optimizer", "schedule", "rng", "history"}
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not needed <= set(state):
-        raise CheckpointError(f"The checkpoint {path} is not a {CHECKPOINT_FORMAT} file (missing fields); "
-                              f"start afresh with trainer.resume=false.")
-    return state
 
 
 def _sync(device: torch.device) -> None:
@@ -252,6 +237,39 @@ class Trainer:
 
     def fit(self, model: nn.Module, data: DataBundle, objective: Objective,
             on_epoch: Callable[[FitResult], None] | None = None) -> FitResult:
+        """Train `model` for trainer.epochs epochs (from the checkpoint in run_dir with trainer.resume), in named
+        steps: prepare, restore, then per epoch train_epoch, evaluate_epoch, choose_best, on_epoch (the
+        task's recorder), checkpoint and the EPOCH_CALLBACKS. Returns the FitResult (also self.result, readable
+        if fit raises)."""
+        run = self.prepare(model, data)
+        self.restore(run, model)
+        run.t0 = time.perf_counter()
+        try:
+            for epoch in range(run.first_epoch, int(self.cfg.epochs) + 1):
+                te = time.perf_counter()
+                train_loss = self.train_epoch(run, model, data, objective, epoch)
+                row = self.evaluate_epoch(run, model, objective, epoch, train_loss, te)
+                self.choose_best(run, model, objective, row)
+                if on_epoch is not None:
+                    on_epoch(run.result)
+                self.checkpoint(run, model, epoch)
+                for callback in EPOCH_CALLBACKS:
+                    callback(self, epoch)
+            self.wait_for_checkpoint()  # the last checkpoint is on disk before fit() returns
+        except DivergenceError:
+            run.result.status = "diverged"
+            raise
+        except KeyboardInterrupt:
+            run.result.status = "interrupted"
+            raise
+        finally:
+            run.writer.wait(raise_error=False)  # a started checkpoint write ends before the run records its end
+            run.result.wall_time_s = run.time_before + time.perf_counter() - run.t0
+        return run.result
+
+    def prepare(self, model: nn.Module, data: DataBundle) -> FitState:
+        """Seed, place and format the model, build optimizer and lr schedule, settle precision and compile;
+        the held-out splits are formatted once."""
         cfg = self.cfg
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
@@ -269,152 +287,150 @@ class Trainer:
             logging.getLogger("hyperbench").warning(
                 f"the training set has {n} images, fewer than trainer.batch_size={cfg.batch_size}: each epoch is one "
                 f"step on all {n} (batch {n}). Raise data.train_size or lower trainer.batch_size for several steps.")
-        steps_per_epoch = n // bs  # full batches only, as in the reference code
-        clip = None if cfg.grad_clip is None else float(cfg.grad_clip)
-        log_every = int(cfg.log_every)
         evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
         self.saved_epoch = None  # epoch of the checkpoint in run_dir (written, being written, or resumed from)
-        best_score = -math.inf
-        first_epoch, time_before = 1, 0.0
-        ckpt = self.checkpoint_path
-        if ckpt is not None and cfg.get("resume") not in (None, False) and ckpt.exists():
-            state = load_checkpoint(ckpt, self.device)
-            self._check_trainer_config(state, ckpt)
-            try:
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                load_owned_optimizers(model, state.get("owned_optimizers", {}))
-            except (RuntimeError, ValueError, KeyError) as exc:
-                raise CheckpointError(f"The checkpoint {ckpt} does not fit this model or optimizer "
-                                      f"({str(exc).splitlines()[0][:200]}).") from None
-            sched.load_state_dict(state["schedule"])
-            torch.set_rng_state(state["rng"]["torch"].cpu())
-            gen.set_state(state["rng"]["generator"].to(gen.get_state().device))
-            if state["rng"].get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
-            random.setstate(_as_random_state(state["rng"]["python"]))
-            result.history = list(state["history"])
-            result.best_epoch, result.best = state["best_epoch"], dict(state["best"])
-            best = state["best_state"]
-            result.best_state = copy.deepcopy(model.state_dict()) if best == BEST_IS_MODEL else best
-            best_score = float(state["best_score"])
-            first_epoch, time_before = int(state["epoch"]) + 1, float(state["wall_time_s"])
-            result.resumed_from_epoch = self.saved_epoch = int(state["epoch"])
-            self.log(f"resumed from {ckpt} after epoch {state['epoch']}")
-        every = int(cfg.get("checkpoint_every", 1))
-        kill_after = int(os.environ.get(KILL_HOOK, "0"))
-        writer = CheckpointWriter()
-        t0 = time.perf_counter()
-        try:
-            for epoch in range(first_epoch, int(cfg.epochs) + 1):
-                te = time.perf_counter()
-                model.train()
-                perm = torch.randperm(n, device=self.device, generator=gen)
-                loss_sum = torch.zeros((), device=self.device)
-                bar = self._bar(steps_per_epoch, epoch)
-                for step in range(steps_per_epoch):
-                    idx = perm[step * bs:(step + 1) * bs]
-                    x, y = data.train.x[idx], data.train.y[idx]
-                    if objective.augment is not None:
-                        x, y = objective.augment(x, y, gen)
-                    with self._autocast():
-                        loss = objective.loss(train_model, self._fmt(x), y)
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is None:
-                        loss.backward()
-                        if clip is not None:
-                            nn.utils.clip_grad_norm_(params, clip)
-                        opt.step()
-                    else:  # fp16: scale the loss, unscale before clipping
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(opt)
-                        if clip is not None:
-                            nn.utils.clip_grad_norm_(params, clip)
-                        scaler.step(opt)
-                        scaler.update()
-                    sched.step()
-                    loss_sum += loss.detach()
-                    if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
-                        value = loss.item()  # one device sync every log_every steps
-                        if not math.isfinite(value):
-                            raise DivergenceError(divergence_message(
-                                value, epoch, step + 1, sched.get_last_lr()[0], result, self.saved_epoch, cfg,
-                                self.amp_dtype))
-                        if bar is not None:
-                            bar.set_postfix(loss=f"{value:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-                            bar.update((step + 1) - bar.n)
-                if bar is not None:
-                    bar.close()
-                row = {"epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
-                       "lr": sched.get_last_lr()[0]}
-                for split, held_out in evals.items():
-                    for k, v in self.evaluate(model, held_out, objective, train_model if self.compile else None
-                                              ).items():
-                        row[f"{split}_{k}"] = v
-                row["epoch_time_s"] = time.perf_counter() - te
-                result.history.append(row)
-                score = row[f"val_{objective.monitor}"] * (1 if objective.higher_is_better else -1)
-                if score > best_score:
-                    best_score = score
-                    result.best_epoch = epoch
-                    result.best = {k: v for k, v in row.items() if k.startswith(("val_", "test_"))}
-                    result.best_state = copy.deepcopy(model.state_dict())
-                self.log(
-                    f"epoch {epoch}/{cfg.epochs} train_loss {row['train_loss']:.4f} "
-                    + " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("val_", "test_")))
-                    + f" ({row['epoch_time_s']:.1f}s)"
-                )
-                if on_epoch is not None:
-                    on_epoch(result)
-                if ckpt is not None and (epoch % every == 0 or epoch == int(cfg.epochs)):
-                    # a snapshot on the host now (the only part that blocks training), written by a thread
-                    # while the next epoch trains; the previous write is finished first, so a kill -9 loses at
-                    # most the epoch being written. The best weights are not written twice when they are the
-                    # model's own (the best epoch is this one).
-                    tw = time.perf_counter()
-                    writer.wait()
-                    state = {
-                        "format": CHECKPOINT_FORMAT, "epoch": epoch,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-                        "owned_optimizers": owned_optimizer_states(model),
-                        "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state(),
-                                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                                "python": random.getstate()},
-                        "history": list(result.history), "best_epoch": result.best_epoch, "best": dict(result.best),
-                        "best_state": BEST_IS_MODEL if result.best_epoch == epoch else result.best_state,
-                        "best_score": best_score,
-                        "wall_time_s": time_before + time.perf_counter() - t0,
-                        "trainer": {k: v for k, v in _plain(cfg).items() if k not in RESUME_FREE_KEYS},
-                    }
-                    writer.start(to_host(state), ckpt)
-                    self.saved_epoch = epoch  # fit() never returns or raises before this write has ended
-                    if epoch == kill_after:
-                        writer.wait()
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    result.checkpoint_wait_s += time.perf_counter() - tw
-            tw = time.perf_counter()
-            writer.wait()  # the last checkpoint is on disk before fit() returns
-            result.checkpoint_wait_s += time.perf_counter() - tw
-        except DivergenceError:
-            result.status = "diverged"
-            raise
-        except KeyboardInterrupt:
-            result.status = "interrupted"
-            raise
-        finally:
-            writer.wait(raise_error=False)  # a started checkpoint write ends before the run records its end
-            result.wall_time_s = time_before + time.perf_counter() - t0
-        return result
+        self._writer = CheckpointWriter()
+        return FitState(result=result, gen=gen, params=params, train_model=train_model, scaler=scaler, opt=opt,
+                        sched=sched, batch_size=bs, steps_per_epoch=n // bs,  # full batches only, as the reference
+                        evals=evals, writer=self._writer)
 
-    def _check_trainer_config(self, state: dict, path: Path) -> None:
-        free = lambda d: {k: v for k, v in d.items() if k not in RESUME_FREE_KEYS}  # noqa: E731
-        saved, now = free(state.get("trainer", {})), free(_plain(self.cfg))  # old checkpoints hold free keys too
-        diff = [f"trainer.{k}={saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now))
-                if saved.get(k) != now.get(k)]
-        if diff:
-            raise ConfigError(f"Cannot resume from {path}: it was trained with other trainer settings ("
-                              + "; ".join(diff) + "). Resume with the same settings, or start afresh "
-                              "with trainer.resume=false.")
+    def restore(self, run: FitState, model: nn.Module) -> None:
+        """With trainer.resume and a checkpoint in run_dir: continue from it (model, optimizers, schedule, RNG
+        states, history, best epoch so far); the trainer settings must be the checkpoint's."""
+        ckpt = self.checkpoint_path
+        if ckpt is None or self.cfg.get("resume") in (None, False) or not ckpt.exists():
+            return
+        state = load_checkpoint(ckpt, self.device)
+        check_trainer_settings(state, self.cfg, ckpt)
+        try:
+            model.load_state_dict(state["model"])
+            run.opt.load_state_dict(state["optimizer"])
+            load_owned_optimizers(model, state.get("owned_optimizers", {}))
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"The checkpoint {ckpt} does not fit this model or optimizer "
+                                  f"({str(exc).splitlines()[0][:200]}).") from None
+        run.sched.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        run.gen.set_state(state["rng"]["generator"].to(run.gen.get_state().device))
+        if state["rng"].get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        random.setstate(as_random_state(state["rng"]["python"]))
+        result = run.result
+        result.history = list(state["history"])
+        result.best_epoch, result.best = state["best_epoch"], dict(state["best"])
+        best = state["best_state"]
+        result.best_state = copy.deepcopy(model.state_dict()) if best == BEST_IS_MODEL else best
+        run.best_score = float(state["best_score"])
+        run.first_epoch, run.time_before = int(state["epoch"]) + 1, float(state["wall_time_s"])
+        result.resumed_from_epoch = self.saved_epoch = int(state["epoch"])
+        self.log(f"resumed from {ckpt} after epoch {state['epoch']}")
+
+    def train_epoch(self, run: FitState, model: nn.Module, data: DataBundle, objective: Objective,
+                    epoch: int) -> float:
+        """One pass over the training split in shuffled full batches; returns the mean training loss. The loss
+        is checked every trainer.log_every steps: NaN/inf raises DivergenceError."""
+        cfg = self.cfg
+        bs, steps_per_epoch, n = run.batch_size, run.steps_per_epoch, len(data.train)
+        clip = None if cfg.grad_clip is None else float(cfg.grad_clip)
+        log_every = int(cfg.log_every)
+        opt, sched, scaler, params = run.opt, run.sched, run.scaler, run.params
+        model.train()
+        perm = torch.randperm(n, device=self.device, generator=run.gen)
+        loss_sum = torch.zeros((), device=self.device)
+        bar = self._bar(steps_per_epoch, epoch)
+        for step in range(steps_per_epoch):
+            idx = perm[step * bs:(step + 1) * bs]
+            x, y = data.train.x[idx], data.train.y[idx]
+            if objective.augment is not None:
+                x, y = objective.augment(x, y, run.gen)
+            with self._autocast():
+                loss = objective.loss(run.train_model, self._fmt(x), y)
+            opt.zero_grad(set_to_none=True)
+            if scaler is None:
+                loss.backward()
+                if clip is not None:
+                    nn.utils.clip_grad_norm_(params, clip)
+                opt.step()
+            else:  # fp16: scale the loss, unscale before clipping
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                if clip is not None:
+                    nn.utils.clip_grad_norm_(params, clip)
+                scaler.step(opt)
+                scaler.update()
+            sched.step()
+            loss_sum += loss.detach()
+            if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
+                value = loss.item()  # one device sync every log_every steps
+                if not math.isfinite(value):
+                    raise DivergenceError(divergence_message(
+                        value, epoch, step + 1, sched.get_last_lr()[0], run.result, self.saved_epoch, cfg,
+                        self.amp_dtype))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{value:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+                    bar.update((step + 1) - bar.n)
+        if bar is not None:
+            bar.close()
+        return loss_sum.item() / steps_per_epoch
+
+    def evaluate_epoch(self, run: FitState, model: nn.Module, objective: Objective, epoch: int, train_loss: float,
+                       started: float) -> dict:
+        """The epoch's history row: training loss, lr, val_* and test_* metrics, seconds; appended to the history."""
+        row = {"epoch": epoch, "train_loss": train_loss, "lr": run.sched.get_last_lr()[0]}
+        for split, held_out in run.evals.items():
+            for k, v in self.evaluate(model, held_out, objective, run.train_model if self.compile else None).items():
+                row[f"{split}_{k}"] = v
+        row["epoch_time_s"] = time.perf_counter() - started
+        run.result.history.append(row)
+        return row
+
+    def choose_best(self, run: FitState, model: nn.Module, objective: Objective, row: dict) -> None:
+        """Keep the epoch if its validation metric (objective.monitor) is the best so far; log the epoch."""
+        result = run.result
+        score = row[f"val_{objective.monitor}"] * (1 if objective.higher_is_better else -1)
+        if score > run.best_score:
+            run.best_score = score
+            result.best_epoch = row["epoch"]
+            result.best = {k: v for k, v in row.items() if k.startswith(("val_", "test_"))}
+            result.best_state = copy.deepcopy(model.state_dict())
+        self.log(
+            f"epoch {row['epoch']}/{self.cfg.epochs} train_loss {row['train_loss']:.4f} "
+            + " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("val_", "test_")))
+            + f" ({row['epoch_time_s']:.1f}s)"
+        )
+
+    def checkpoint(self, run: FitState, model: nn.Module, epoch: int) -> None:
+        """Every trainer.checkpoint_every epochs and after the last: a snapshot on the host now (the only part
+        that blocks training), written by a thread while the next epoch trains; the previous write is finished
+        first, so a kill -9 loses at most the epoch being written. The best weights are not written twice when
+        they are the model's own (the best epoch is this one)."""
+        ckpt, cfg, result = self.checkpoint_path, self.cfg, run.result
+        if ckpt is None or not (epoch % int(cfg.get("checkpoint_every", 1)) == 0 or epoch == int(cfg.epochs)):
+            return
+        tw = time.perf_counter()
+        run.writer.wait()
+        state = {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch,
+            "model": model.state_dict(), "optimizer": run.opt.state_dict(), "schedule": run.sched.state_dict(),
+            "owned_optimizers": owned_optimizer_states(model),
+            "rng": {"torch": torch.get_rng_state(), "generator": run.gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "python": random.getstate()},
+            "history": list(result.history), "best_epoch": result.best_epoch, "best": dict(result.best),
+            "best_state": BEST_IS_MODEL if result.best_epoch == epoch else result.best_state,
+            "best_score": run.best_score,
+            "wall_time_s": run.time_before + time.perf_counter() - run.t0,
+            "trainer": trainer_settings(cfg),
+        }
+        run.writer.start(to_host(state), ckpt)
+        self.saved_epoch = epoch  # fit() never returns or raises before this write has ended
+        result.checkpoint_wait_s += time.perf_counter() - tw
+
+    def wait_for_checkpoint(self) -> None:
+        """Block until the checkpoint being written (if any) is on disk; its write error is raised here."""
+        tw = time.perf_counter()
+        self._writer.wait()
+        self.result.checkpoint_wait_s += time.perf_counter() - tw
 
     def _bar(self, total: int, epoch: int):
         if not self.progress:
@@ -461,80 +477,3 @@ class AutocastModel:
 
     def __getattr__(self, name):
         return getattr(self.model, name)
-
-
-# checkpoint["best_state"] when the best epoch is the checkpoint's own: the model's weights are the best ones
-BEST_IS_MODEL = "model"
-
-
-def owned_optimizers(model: nn.Module) -> dict[str, torch.optim.Optimizer]:
-    """Every optimizer a model owns besides the trainer's (the adversarial autoencoder's critic): submodules
-    that define owned_optimizers() -> {name: optimizer}, keyed '<module path>:<name>'."""
-    out = {}
-    for path, mod in model.named_modules():
-        own = getattr(type(mod), "owned_optimizers", None)
-        if own is not None:
-            out.update({f"{path}:{k}": o for k, o in own(mod).items()})
-    return out
-
-
-def owned_optimizer_states(model: nn.Module) -> dict[str, dict]:
-    return {k: o.state_dict() for k, o in owned_optimizers(model).items()}
-
-
-def load_owned_optimizers(model: nn.Module, states: dict[str, dict]) -> None:
-    opts = owned_optimizers(model)
-    if set(states) != set(opts):
-        raise ValueError(f"owned optimizers {sorted(states)} in the checkpoint, {sorted(opts)} in the model")
-    for k, o in opts.items():
-        o.load_state_dict(states[k])
-
-
-def to_host(obj):
-    """A deep copy of a checkpoint's state with every tensor on the CPU (a snapshot: training may go on)."""
-    if torch.is_tensor(obj):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: to_host(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_host(v) for v in obj)
-    return copy.deepcopy(obj)
-
-
-class CheckpointWriter:
-    """Writes one checkpoint at a time in a background thread (atomically: files.save_torch), so that the
-    training loop waits only for its host snapshot. wait() joins the write in progress and re-raises its error."""
-
-    def __init__(self):
-        self._thread, self._error = None, None
-
-    def start(self, state: dict, path: Path) -> None:
-        self.wait()
-
-        def write():
-            try:
-                save_torch(state, path)
-            except BaseException as exc:  # handed to the training thread by wait()
-                self._error = exc
-
-        self._thread = threading.Thread(target=write, name="hyperbench-checkpoint", daemon=True)
-        self._thread.start()
-
-    def wait(self, raise_error: bool = True) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        error, self._error = self._error, None
-        if error is not None and raise_error:
-            raise error
-
-
-def _plain(cfg) -> dict:
-    from omegaconf import DictConfig, OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-
-
-def _as_random_state(state):
-    """random.setstate wants tuples; a checkpoint may hand back lists."""
-    return tuple(tuple(s) if isinstance(s, list) else s for s in state)

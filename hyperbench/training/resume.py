@@ -21,39 +21,16 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from . import ownership
-from .engine import CHECKPOINT, load_checkpoint
+from .checkpoint import CHECKPOINT, RESUME_FREE, load_checkpoint
+from ..config import measured_settings
 from ..errors import ConfigError
-from ..report.common import unset
 from ..files import atomic_write, write_json
 
 log = logging.getLogger("hyperbench")
 
-# Config keys that may differ between an interrupted run and the command that resumes it.
-RESUME_FREE = ("trainer.resume", "trainer.checkpoint_every", "trainer.progress", "trainer.device",
-               "trainer.log_every", "trainer.save_model", "trainer.epochs", "logger")
-
-
-def _flat(d, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def comparable(cfg) -> dict:
-    """The config as flat key -> value, without RESUME_FREE keys. Interpolations are resolved (the
-    trainer's batch/lr come from ${data.recipe...}), unless one cannot be here (then compared as written)."""
-    try:
-        container = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:
-        container = OmegaConf.to_container(cfg, resolve=False)
-    flat = _flat(container)
-    return {k: v for k, v in flat.items() if not any(k == f or k.startswith(f + ".") for f in RESUME_FREE)
-            and not unset(k, v)}
+    """The config as flat key -> value, without the settings a resume may change (checkpoint.RESUME_FREE)."""
+    return measured_settings(cfg, RESUME_FREE)
 
 
 def config_diff(saved, now) -> list[str]:
