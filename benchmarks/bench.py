@@ -122,7 +122,8 @@ def invariance_case(cfg_overrides: list[str]) -> dict:
 def transform_case(cfg_overrides: list[str]) -> dict:
     """Potapov's HyperNets article rotate: input image and (cos a, sin a) -> the image rotated by a; 4 and 9 within
     [-45, 45], the others in [-180, 180) (ours: pairs made batched on the device; typical: per image)."""
-    from hyperbench.tasks.transform import build_model, transform_objective, transform_of
+    from hyperbench.protocols.families import transform_of
+    from hyperbench.tasks.transform import build_model, transform_objective
 
     cfg0 = config(*cfg_overrides)
     tf = transform_of(cfg0)

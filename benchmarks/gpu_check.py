@@ -112,9 +112,10 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
         data = DataBundle("patterns", train, rotated_once(val, protocol, 1), rotated_once(test, protocol, 2),
                           protocol.num_classes)
     else:
+        from hyperbench.protocols.families import transform_of
         from hyperbench.tasks import compensate, transform
 
-        problem = (compensate.Compensate if task == "compensate" else transform.Learn)(transform.transform_of(cfg))
+        problem = (compensate.Compensate if task == "compensate" else transform.Learn)(transform_of(cfg))
         model = problem.build(cfg, problem.transform, (channels, side, side))
         objective = transform.problem_objective(problem, 0)
         data = DataBundle("patterns", train, val, test, 10)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import threading
@@ -24,6 +23,7 @@ from .training import ownership, resume
 from .config import CONF_PACKAGE, GROUPS, group_options, validate
 from .training.engine import seed_everything
 from .errors import ConfigError, HyperbenchError
+from .models.names import parse_model_name
 from .files import write_json
 from .tasks import get_task
 from .tasks.common import write_metrics
@@ -43,14 +43,14 @@ _SWEEP_FAILURES: tuple[list[str], int] | None = None  # (failed jobs, all jobs),
 def _unknown_choice_message(group: str, value: str) -> str:
     options = group_options(group)
     msg = f"Unknown {group} '{value}'. Available {group} configs: {', '.join(options)}."
-    m = re.fullmatch(r"(?:vgg_block(-?\d+)_)?hyper(-?\d+)_(-?\d+)", value)
-    if group == "model" and m:
-        blocks, a, b = m.group(1), int(m.group(2)), int(m.group(3))
+    name = parse_model_name(value) if group == "model" else None
+    if name is not None and name.is_hyper:
+        blocks, a, b = name.blocks, name.z_dim, name.d
         generic = "model=hyper" if blocks is None else f"model=vgg_hyper model.blocks={blocks}"
         if a < 1 or b < 1:
             msg += (f" A hypernetwork HyperA_B needs a positive embedding size A and hidden size B "
                     f"(got A={a}, B={b}); e.g. {generic} model.z_dim=5 model.d=5.")
-        elif blocks is not None and blocks not in ("1", "2", "3"):
+        elif blocks is not None and blocks not in (1, 2, 3):
             msg += f" VGG-BlockN exists for N = 1, 2, 3 (Vineet, CS618 report, Table 1), not {blocks}."
         else:
             msg += (f" Any HyperA_B without its own file is composed from the generic one: "

@@ -303,3 +303,8 @@ def transform_from_config(cfg, rotation_cfg=None, background: float = -1.0) -> T
                       angle=parse_range(cfg.angle, "transform.angle"), shear=parse_range(cfg.shear, "transform.shear", angles=False),
                       scale=parse_range(cfg.scale, "transform.scale", angles=False), shift=parse_range(cfg.shift, "transform.shift", angles=False))
     raise ConfigError(f"transform.kind='{kind}' is not one of rotate, shift, affine. Nothing was run.")
+
+
+def transform_of(cfg) -> Transform:
+    """The transformation family a run's whole config describes (transform=, rotation=, the data's background)."""
+    return transform_from_config(cfg.get("transform"), cfg.get("rotation"), float(cfg.data.scale[0]))

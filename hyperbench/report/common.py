@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +10,7 @@ from omegaconf import OmegaConf
 
 from ..config import NOT_MEASURED, measured_settings
 from ..files import write_text
+from ..models.names import parse_model_name
 from .published import VINEET, published_column
 
 def mean_std(fractions: pd.Series, digits: int = 2, percent: bool = True) -> str:
@@ -128,11 +128,12 @@ def run_model_label(cfg) -> str | None:
     published = (h.get("conditioning", "static") == "static" and h.get("targets") is None and h.get("tile", 16) == 16
                  and h.get("chunk") is None and h.get("init", "variance") == "variance"
                  and h.get("param", "plain") == "plain")
-    block = re.fullmatch(r"vgg_block(\d+)", str(name))
+    parsed = parse_model_name(name)
+    block = parsed.blocks if parsed is not None and parsed.network == "conv" else None
     if published and name == "conv":
         return f"hyper{z}_{d}"
-    if published and block:
-        return f"vgg_block{block.group(1)}_hyper{z}_{d}"
+    if published and block is not None:
+        return f"vgg_block{block}_hyper{z}_{d}"
     extras = [f"{k}={h.get(k)}" for k, default in (("init", "variance"), ("param", "plain"), ("conditioning", "static"))
               if h.get(k, default) != default]
     return " ".join([f"{name}+{h.get('name')} z{z}_d{d}", *extras])

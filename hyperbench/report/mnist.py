@@ -35,7 +35,7 @@ def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
 def figure2(ok: pd.DataFrame, out: Path) -> Path | None:
     """Figure 2 of Vineet's CS618 report: conv2 kernels learned by the ConvModel next to those a hypernetwork generates
     (the best-validation run of each kind)."""
-    from ..models import model_from_run
+    from ..runs import model_from_run
     from ..viz.plots import kernels_figure, labelled_kernels
 
     panels = {}

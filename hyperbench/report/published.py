@@ -5,7 +5,7 @@ REFERENCES spells each key out, and the report ends with that list (docs/referen
 """
 from __future__ import annotations
 
-import re
+from ..models.names import parse_model_name
 
 # Short keys the report's column headers cite, e.g. "Best Test Accuracy, published (Vineet, CS618)".
 VINEET = "Vineet, CS618"
@@ -37,9 +37,9 @@ def references_markdown() -> str:
 def row_label(model_name: str) -> str:
     """A model config name as the published tables print it: conv -> ConvModel, hyper5_5 -> Hyper5_5,
     vgg_block2 -> VGG-Block2 ConvModel, vgg_block2_hyper16_16 -> VGG-Block2 Hyper16_16."""
-    m = re.fullmatch(r"vgg_block(\d+)(?:_(.+))?", model_name)
-    if m:
-        return f"VGG-Block{m.group(1)} {row_label(m.group(2) or 'conv')}"
+    name = parse_model_name(model_name)
+    if name is not None and name.blocks is not None:
+        return f"VGG-Block{name.blocks} {row_label(name.network)}"
     return "ConvModel" if model_name == "conv" else model_name[:1].upper() + model_name[1:]
 
 

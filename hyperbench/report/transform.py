@@ -85,7 +85,7 @@ def angle_table(runs: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataF
 def run_transform(run_dir) -> object:
     from omegaconf import OmegaConf
 
-    from ..tasks.transform import transform_of
+    from ..protocols.families import transform_of
 
     return transform_of(OmegaConf.load(Path(run_dir, ".hydra", "config.yaml")))
 

@@ -40,7 +40,7 @@ from ..training.objectives import Objective
 from ..errors import CheckpointError
 from ..files import save_figure, save_torch, write_text
 from ..models.multihead_mlp import MultiHeadMLP, TaskHypernet
-from .common import fit_recorded, log, param_count, run_header, write_history, write_metrics
+from .common import fit_recorded, log, param_count, run_header, write_history, finish
 
 IN_FEATURES = 28 * 28
 
@@ -184,9 +184,7 @@ def _finish(cfg, run_dir: Path, model, bench, method, stages, rows, histories, w
         r["global_epoch"] = k + 1
     history = pd.DataFrame(flat)
     write_history(run_dir, flat)
-    write_metrics(run_dir, metrics)
-    if cfg.trainer.save_model:
-        save_torch(model.state_dict(), run_dir / "model.pt")
+    finish(cfg, run_dir, metrics, model.state_dict())
     title = (f"cl={cfg.cl.name} on {bench.name}\naverage accuracy {100 * metrics['avg_acc']:.2f}%"
              + (f", BWT {100 * metrics['bwt']:+.2f}" if metrics.get("bwt") is not None else ""))
     save_figure(accuracy_heatmap(acc, title), run_dir / "acc_matrix.png")

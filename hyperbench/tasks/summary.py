@@ -12,7 +12,7 @@ from ..data import dataset_info
 from ..files import write_text
 from ..models import model_from_config
 from ..hyper import GeneratedWeight, KernelGenerator, layer_table, parameter_counts
-from .common import hypernet_label, param_count, write_metrics
+from .common import hypernet_label, param_count, finish
 
 # training images of each dataset before the validation split is taken out (for steps per epoch)
 TRAIN_IMAGES = {"mnist": 60000, "cifar10": 50000}
@@ -136,5 +136,4 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     metrics = {"status": "summary", "task": "summary", "data": str(cfg.data.name), "model": str(cfg.model.name),
                "seed": int(cfg.seed), "total_params": param_count(model),
                "conv_params": model.conv_params() if hasattr(model, "conv_params") else None, **facts}
-    write_metrics(run_dir, metrics)  # its own status: the report lists it apart, never as a failure
-    return metrics
+    return finish(cfg, run_dir, metrics)  # its own status "summary": the report lists it apart, never as a failure

@@ -182,7 +182,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
-    def _fmt(self, x: torch.Tensor) -> torch.Tensor:
+    def fmt(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the memory format the model trains in (channels_last for 4-d batches when on)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def step_seconds(self, model: nn.Module, loss: Callable, x: torch.Tensor, y, steps: int, warmup: int = 1) -> float:
@@ -193,7 +194,7 @@ class Trainer:
         self.model_precision(model)
         model.train()
         opt = make_optimizer(list(model.parameters()), self.cfg)
-        x = self._fmt(x)
+        x = self.fmt(x)
         trained, _ = self.compiled(model)
 
         def step():
@@ -229,7 +230,7 @@ class Trainer:
         model.eval()
         with torch.inference_mode():
             return objective.evaluate(AutocastModel(model if compiled is None else compiled, self._autocast),
-                                      Split(self._fmt(split.x), split.y), int(self.cfg.eval_batch_size))
+                                      Split(self.fmt(split.x), split.y), int(self.cfg.eval_batch_size))
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -287,7 +288,7 @@ class Trainer:
             logging.getLogger("hyperbench").warning(
                 f"the training set has {n} images, fewer than trainer.batch_size={cfg.batch_size}: each epoch is one "
                 f"step on all {n} (batch {n}). Raise data.train_size or lower trainer.batch_size for several steps.")
-        evals = {s: Split(self._fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
+        evals = {s: Split(self.fmt(getattr(data, s).x), getattr(data, s).y) for s in ("val", "test")}  # once
         self.saved_epoch = None  # epoch of the checkpoint in run_dir (written, being written, or resumed from)
         self._writer = CheckpointWriter()
         return FitState(result=result, gen=gen, params=params, train_model=train_model, scaler=scaler, opt=opt,
@@ -344,7 +345,7 @@ class Trainer:
             if objective.augment is not None:
                 x, y = objective.augment(x, y, run.gen)
             with self._autocast():
-                loss = objective.loss(run.train_model, self._fmt(x), y)
+                loss = objective.loss(run.train_model, self.fmt(x), y)
             opt.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()
