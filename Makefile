@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 # CONSTRAINTS="-c constraints.txt": install the exact versions the recorded results were measured with
 CONSTRAINTS ?=
 EPOCHS ?= 20
-# Invariance study (Potapov, "Can Deep Networks Learn Invariants?"): epochs per row. 3 epochs: the six CNN rows took
-# 20 minutes on 2 CPU cores, capsnet 48 minutes (docs/studies/invariance.md).
+# Invariance study (Potapov, "Can Deep Networks Learn Invariants?"): epochs per row (the time each row takes:
+# docs/studies/invariance.md).
 INVARIANCE_EPOCHS ?= 3
 # Learning transformations (Potapov's SingularityNET articles), the same budget for all four models: one pass over
 # TRANSFORM_TRAIN_SIZE training pairs (312 steps of 128); its measured wall time is in
