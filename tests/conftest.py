@@ -74,3 +74,30 @@ def hyperbench(*args: str, data_root: Path | None = None, offline: bool = True, 
                *(["--stage", kill_stage] if kill_stage is not None else []), "--"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env,
                           cwd=cwd or ROOT, timeout=600)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """run_cli(*args, data_root=None) -> CompletedProcess: the `hyperbench` command run in this process (cli.main
+    with these arguments), for the checks that refuse bad input before any training: no interpreter start-up.
+    Offline as hyperbench(...) is."""
+    from hyperbench import cli
+
+    def run(*args: str, data_root: Path | None = None) -> subprocess.CompletedProcess:
+        with monkeypatch.context() as m:
+            if data_root is not None:
+                m.setenv("HYPERBENCH_DATA", str(data_root))
+            for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+                m.setenv(var, "http://127.0.0.1:9")
+            m.setattr(sys, "argv", ["hyperbench", *args])
+            m.setattr(cli, "_JOB_STARTED", False)
+            capsys.readouterr()
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["hyperbench", *args], code, out, err)
+
+    return run

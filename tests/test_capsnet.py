@@ -145,13 +145,14 @@ def test_bad_options_are_config_errors(opts, message):
         create_model("capsnet", **{"num_classes": 10, **opts})
 
 
-def test_bad_routing_iters_on_the_command_line_is_one_paragraph_and_exit_2(tmp_path):
-    p = hyperbench("task=invariance", "model=capsnet", "model.routing_iters=0", f"hydra.run.dir={tmp_path / 'run'}",
+def test_bad_routing_iters_on_the_command_line_is_one_paragraph_and_exit_2(tmp_path, run_cli):
+    p = run_cli("task=invariance", "model=capsnet", "model.routing_iters=0", f"hydra.run.dir={tmp_path / 'run'}",
                    data_root=tmp_path / "nodata")
     assert p.returncode == 2, p.stderr
     assert "model.routing_iters must be a positive integer, got 0" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_tiny_invariance_run_writes_metrics_and_the_reconstruction_grid(fake_mnist, tmp_path):
     run = tmp_path / "run"
     small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
@@ -169,6 +170,7 @@ def test_tiny_invariance_run_writes_metrics_and_the_reconstruction_grid(fake_mni
         assert data.startswith(PNG) and len(data) > 5000
 
 
+@pytest.mark.slow
 def test_summary_lists_the_routing_transforms_and_times_an_epoch(tmp_path):
     small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
     p = hyperbench("task=summary", "model=capsnet", "data=mnist", "trainer=invariance", *small, "task.time_steps=2",

@@ -173,6 +173,7 @@ def test_evaluation_in_chunks_matches_one_batch():
     assert torch.allclose(chunked, whole, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tiny_invariance_run_writes_the_protocol_metrics(fake_mnist, tmp_path):
     run = tmp_path / "capsnet_em"
     p = hyperbench("task=invariance", "model=capsnet_em", "rotation=restricted34", *TINY, "trainer.epochs=1",

@@ -79,6 +79,7 @@ def test_real_cifar10_is_the_published_split():
     assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_vgg_hyper_run_end_to_end_writes_its_files(fake_cifar, tmp_path):
     p = hyperbench("model=vgg_block2_hyper4_4", "data=cifar10", *TINY, "trainer.batch_size=50",
                    f"hydra.run.dir={tmp_path}", data_root=fake_cifar)

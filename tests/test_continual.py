@@ -155,8 +155,8 @@ def test_empirical_fisher_is_the_mean_squared_per_sample_gradient():
     (["cl=hnet", "cl.beta=-1"], "cl.beta must be a non-negative number"),
     (["cl=ewc", "cl.lambda=null"], "cl=ewc needs the setting cl.lambda"),
 ])
-def test_bad_continual_input_exits_2_with_one_paragraph(tmp_path, fake_mnist, overrides, words):
-    res = hyperbench("task=continual", *overrides, *TINY, f"hydra.run.dir={tmp_path / 'run'}", data_root=fake_mnist)
+def test_bad_continual_input_exits_2_with_one_paragraph(tmp_path, fake_mnist, overrides, words, run_cli):
+    res = run_cli("task=continual", *overrides, *TINY, f"hydra.run.dir={tmp_path / 'run'}", data_root=fake_mnist)
     assert res.returncode == 2, res.stderr[-2000:]
     assert words in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -169,6 +169,7 @@ CL_TINY = ["data=permuted_mnist", "data.tasks=3", "data.val_size=100", "data.tra
 
 
 # si: the interrupted task restarts (its path integral is not in the engine's checkpoint)
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["hnet", "si"])
 def test_kill_9_inside_the_sequence_then_resume_gives_the_same_accuracy_matrix(tmp_path, fake_mnist, method,
                                                                               monkeypatch):

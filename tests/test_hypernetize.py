@@ -245,13 +245,14 @@ def test_embedding_without_a_hypernet_is_refused(cfg_of):
         build(cfg_of, "model=conv", "embedding=z5_d5")
 
 
-def test_cli_bad_hypernet_input_exits_2(fake_mnist):
-    r = hyperbench("model=conv", "hypernet=static", "hypernet.targets=[conv3]", *TINY, data_root=fake_mnist)
+def test_cli_bad_hypernet_input_exits_2(fake_mnist, run_cli):
+    r = run_cli("model=conv", "hypernet=static", "hypernet.targets=[conv3]", *TINY, data_root=fake_mnist)
     assert r.returncode == 2 and "'conv3' is not a layer of model conv" in r.stderr and "conv1, conv2, fc" in r.stderr
-    r = hyperbench("model=conv", "hypernet=static", "hypernet.init=glorot", *TINY, data_root=fake_mnist)
+    r = run_cli("model=conv", "hypernet=static", "hypernet.init=glorot", *TINY, data_root=fake_mnist)
     assert r.returncode == 2 and "hypernet.init must be one of" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_run_of_a_hypernetized_model(fake_mnist, tmp_path):
     r = hyperbench("model=conv", "hypernet=static", "embedding=z4_d4", *TINY, f"hydra.run.dir={tmp_path}",
                    data_root=fake_mnist)

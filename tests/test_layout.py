@@ -127,3 +127,17 @@ def test_every_imported_name_exists():
 def test_the_engine_has_no_test_only_branches():
     src = (PACKAGE / "training" / "engine.py").read_text() + (PACKAGE / "tasks" / "continual.py").read_text()
     assert "HYPERBENCH_TEST" not in src and "os.environ" not in src
+
+
+def test_every_loaded_hyperbench_module_comes_from_this_package():
+    """A stale name (hyperbench.<old module>) must fail, not load another checkout's copy through an editable
+    install's finder."""
+    import sys
+
+    for m in ALL:
+        importlib.import_module(m)
+    foreign = [f"{name}: {mod.__file__}" for name, mod in sorted(sys.modules.items())
+               if name.startswith("hyperbench") and getattr(mod, "__file__", None)
+               and not Path(mod.__file__).resolve().is_relative_to(PACKAGE.resolve())
+               and not Path(mod.__file__).resolve().is_relative_to((PACKAGE.parent / "conf").resolve())]
+    assert foreign == []

@@ -17,7 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hyperbench import cli, files, ownership
+from hyperbench import cli, files
+from hyperbench.training import ownership
 from hyperbench.data import load_data
 from hyperbench.training.checkpoint import CHECKPOINT, load_checkpoint
 from hyperbench.training.engine import Trainer
@@ -45,6 +46,7 @@ def _leftovers(d: Path) -> list[str]:
 
 # --- run-directory ownership ---
 
+@pytest.mark.slow
 def test_second_run_into_a_running_runs_dir_refuses_naming_the_owner_and_sigterm_releases_it(fake_mnist, tmp_path):
     run = tmp_path / "run"
     exe = Path(sys.executable).with_name("hyperbench")
@@ -74,6 +76,7 @@ def test_second_run_into_a_running_runs_dir_refuses_naming_the_owner_and_sigterm
     assert m["status"] == "interrupted" and m["seed"] == 1 and m["epochs_completed"] >= 1
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_process_is_taken_over_and_logged(fake_mnist, tmp_path, cfg_of, caplog, monkeypatch):
     monkeypatch.setenv("HYPERBENCH_DATA", str(fake_mnist))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -105,6 +108,7 @@ def test_a_live_lock_refuses_and_an_exception_releases_the_lock(tmp_path, cfg_of
 
 # --- never overwrite a finished or resumable run ---
 
+@pytest.mark.slow
 def test_a_finished_run_is_never_overwritten_and_a_verified_resume_still_works(fake_mnist, tmp_path):
     run = tmp_path / "run"
     args = ["model=conv", *TINY, "trainer.epochs=1"]
@@ -309,6 +313,7 @@ def test_report_on_a_folder_without_runs_exits_2(tmp_path, capsys):
     assert exit_.value.code == 2 and "no runs (metrics.json or .hydra/config.yaml) under" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_summary_task_writes_its_own_status(tmp_path):
     p = hyperbench("task=summary", "model=conv", f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 0, p.stderr
@@ -318,8 +323,8 @@ def test_summary_task_writes_its_own_status(tmp_path):
 
 # --- key typos ---
 
-def test_key_typo_names_the_close_match(tmp_path):
-    p = hyperbench("trainer.epoch=1", f"hydra.run.dir={tmp_path / 'run'}")
+def test_key_typo_names_the_close_match(tmp_path, run_cli):
+    p = run_cli("trainer.epoch=1", f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 2
     assert "Unknown key trainer.epoch; did you mean trainer.epochs?" in p.stderr and "+trainer" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -56,12 +56,13 @@ def test_models_take_the_canvas(arch):
 @pytest.mark.parametrize("override,message", [("transform.canvas=30", "positive multiple of 4"),
                                               ("transform.canvas=20", "smaller than the 28x28 images"),
                                               ("transform.curve_axis=dy", "transform.curve_axis must be dx")])
-def test_bad_canvas_settings_exit_2(override, message, fake_mnist):
-    p = hyperbench("task=transform", "transform=shift68", "model=hypernet_deep", override, "data.train_size=100",
+def test_bad_canvas_settings_exit_2(override, message, fake_mnist, run_cli):
+    p = run_cli("task=transform", "transform=shift68", "model=hypernet_deep", override, "data.train_size=100",
                    "data.val_size=100", data_root=fake_mnist)
     assert p.returncode == 2 and message in p.stderr, p.stderr
 
 
+@pytest.mark.slow
 def test_tiny_shift68_run_writes_the_diagonal_curve(fake_mnist, tmp_path):
     run = tmp_path / "run"
     p = hyperbench("task=transform", "transform=shift68", "model=hypernet_deep", "data.train_size=200",

@@ -63,6 +63,7 @@ def test_bad_options(opts, message):
         create_model("steerable_cnn", num_classes=8, **opts)
 
 
+@pytest.mark.slow
 def test_tiny_invariance_run_of_the_real_command(fake_mnist, tmp_path):
     run = tmp_path / "run"
     p = hyperbench("task=invariance", "model=steerable_cnn", "model.channels=[2,4]", "model.hidden=16", *TINY,

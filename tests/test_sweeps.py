@@ -9,7 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hyperbench import cli, ownership
+from hyperbench import cli
+from hyperbench.training import ownership
 from hyperbench.training.checkpoint import CHECKPOINT
 from hyperbench.report import build_report
 
@@ -33,6 +34,7 @@ def _history(run_dir):
     return pd.read_csv(run_dir / "history.csv").drop(columns="epoch_time_s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["model=hyper4_4", *TINY], AAE], ids=["hyper4_4", "aae"])  # 2 epochs
 def test_kill_9_after_epoch_1_then_resume_true_ends_like_an_uninterrupted_run(fake_mnist, tmp_path, monkeypatch, args):
     monkeypatch.setenv("HYPERBENCH_OUTPUTS", str(tmp_path / "outputs"))
@@ -54,6 +56,7 @@ def test_kill_9_after_epoch_1_then_resume_true_ends_like_an_uninterrupted_run(fa
     assert "1 superseded by their resumed run" in text and "Failed runs" not in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
 def test_sweep_through_a_launcher_runs_every_job_and_reports_seeds_and_the_failure(fake_mnist, tmp_path, launcher):
     """Every job owns its directory (one job's is locked by a live process: that job is refused and writes
@@ -141,14 +144,14 @@ def test_bad_resume_target_fails_before_training_with_exit_2(tmp_path, cfg_of, c
     (["hydra/launcher=nosuch"], "Could not find 'hydra/launcher/nosuch'"),
     (["logger=wandb"], "Unknown logger 'wandb'. Available logger configs: csv, tensorboard."),
 ])
-def test_hydra_level_bad_input_exits_2(tmp_path, args, message):
-    p = hyperbench(*args, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}")
+def test_hydra_level_bad_input_exits_2(tmp_path, args, message, run_cli):
+    p = run_cli(*args, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 2 and message in p.stderr, p.stderr
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("where", ["file in the way", "read-only folder"])
-def test_unwritable_output_dir_exits_2(tmp_path, where):
+def test_unwritable_output_dir_exits_2(tmp_path, where, run_cli):
     import os
 
     if where == "file in the way":
@@ -161,6 +164,6 @@ def test_unwritable_output_dir_exits_2(tmp_path, where):
         blocked = tmp_path / "ro"
         blocked.mkdir(mode=0o555)
         why = "is not writable"
-    p = hyperbench("trainer.epochs=1", f"hydra.run.dir={blocked / 'run'}")
+    p = run_cli("trainer.epochs=1", f"hydra.run.dir={blocked / 'run'}")
     assert p.returncode == 2 and f"Cannot create the output directory {blocked / 'run'}: {blocked} {why}" in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
