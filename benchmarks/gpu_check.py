@@ -6,7 +6,7 @@ fp32 within the tolerances below. Prints images/s and peak GPU memory per model 
 
     python benchmarks/gpu_check.py [--out DIR] [--steps 300] [--cases conv,capsnet_em,...] [--modes fp32,bf16,compile]
     python benchmarks/gpu_check.py --device cpu --steps 2 --batch 8 --eval-images 40 --compile-backend eager
-                                   # the script's logic on the CPU (tests/test_gpu_check.py)
+                                   # the script's logic on the CPU (tests/test_benchmarks_gpu_check.py)
 
 Data: the synthetic pattern set of the tests (class k = a bright 7x7 block at a place given by k, on noise),
 made on the device, so the check needs no dataset. Each case and mode: the same seed, `steps` training steps

@@ -15,7 +15,7 @@ from hyperbench.models import create_model, model_from_config
 from hyperbench.tasks.summary import describe
 
 from .conftest import TINY, hyperbench
-from .test_models import TABLE2
+from .test_models_registry import TABLE2
 
 
 def cnn(**kw):

@@ -11,7 +11,7 @@ from hyperbench.tasks import transform as base
 from hyperbench.tasks.compensate import Compensate, _confused
 from hyperbench.protocols.families import Rotate
 
-from .test_transform import digits_like, family
+from .test_tasks_transform import digits_like, family
 
 
 class Spy(torch.nn.Module):

@@ -29,8 +29,8 @@ from hyperbench.report import main as report_main
 from hyperbench.tasks.classify import accuracy_eval
 
 from .conftest import TINY, hyperbench, write_idx_mnist
-from .test_data import data_cfg
-from .test_engine import bundle, net, trainer_cfg
+from .test_data_datasets import data_cfg
+from .test_training_engine import bundle, net, trainer_cfg
 
 
 def _tree(d: Path) -> dict[str, str]:
