@@ -81,7 +81,7 @@ def run_cli(monkeypatch, capsys):
     """run_cli(*args, data_root=None) -> CompletedProcess: the `hyperbench` command run in this process (cli.main
     with these arguments), for the checks that refuse bad input before any training: no interpreter start-up.
     Offline as hyperbench(...) is."""
-    from hyperbench import cli
+    from hyperbench import cli, jobs
 
     def run(*args: str, data_root: Path | None = None) -> subprocess.CompletedProcess:
         with monkeypatch.context() as m:
@@ -90,7 +90,7 @@ def run_cli(monkeypatch, capsys):
             for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
                 m.setenv(var, "http://127.0.0.1:9")
             m.setattr(sys, "argv", ["hyperbench", *args])
-            m.setattr(cli, "_JOB_STARTED", False)
+            m.setattr(jobs, "state", jobs.JobsState())
             capsys.readouterr()
             try:
                 cli.main()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hyperbench import cli
+from hyperbench import jobs
 from hyperbench.training import ownership
 from hyperbench.training.checkpoint import CHECKPOINT
 from hyperbench.report import build_report
@@ -108,7 +108,7 @@ def test_tensorboard_logger_writes_each_epoch_once(tmp_path, cfg_of):
 
 def _run_in_process(cfg, run_dir, capsys):
     with pytest.raises(SystemExit) as exit_:
-        cli.run(cfg, run_dir)
+        jobs.run(cfg, run_dir)
     err = capsys.readouterr().err
     return exit_.value.code, err, json.loads((run_dir / "metrics.json").read_text())
 

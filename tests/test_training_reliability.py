@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hyperbench import cli, files
+from hyperbench import cli, files, jobs
 from hyperbench.training import ownership
 from hyperbench.data import load_data
 from hyperbench.training.checkpoint import CHECKPOINT, load_checkpoint
@@ -86,7 +86,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_logged(fake_mnist, tmp_p
     (run / ownership.LOCK).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": "then"}))
     (run / ".checkpoint.tmp.abc123.pt").write_bytes(b"half a checkpoint")  # what a kill -9 mid-write leaves
     with caplog.at_level("WARNING", logger="hyperbench"):
-        m = cli.run(cfg_of("model=conv", *TINY, "trainer.epochs=1"), run)
+        m = jobs.run(cfg_of("model=conv", *TINY, "trainer.epochs=1"), run)
     assert m["status"] == "ok"
     assert f"took over the stale lock {run / ownership.LOCK} of a job that is gone (pid {dead.pid}" in caplog.text
     assert _leftovers(run) == []  # lock released, the dead writer's temporary file removed
@@ -97,12 +97,12 @@ def test_a_live_lock_refuses_and_an_exception_releases_the_lock(tmp_path, cfg_of
     ok, _ = ownership.acquire(run)  # this test process holds it, as a running job would
     ownership._CLAIMS.clear()
     with pytest.raises(SystemExit) as exit_:
-        cli.run(cfg_of("trainer.epochs=1"), run)
+        jobs.run(cfg_of("trainer.epochs=1"), run)
     assert exit_.value.code == 2 and f"pid {os.getpid()}" in capsys.readouterr().err
     assert not (run / "metrics.json").exists()  # the refused job wrote nothing
     ownership.release(run)
     with pytest.raises(SystemExit):
-        cli.run(cfg_of("trainer.lr=-1"), run)  # refused by validation: its lock goes with it
+        jobs.run(cfg_of("trainer.lr=-1"), run)  # refused by validation: its lock goes with it
     assert not (run / ownership.LOCK).exists() and json.loads((run / "metrics.json").read_text())["status"] == "bad_config"
 
 
@@ -141,7 +141,7 @@ def test_a_finished_run_is_never_overwritten_and_a_verified_resume_still_works(f
 def test_a_dir_holding_only_a_refused_attempt_may_be_reused(tmp_path, cfg_of):
     run = tmp_path / "run"
     with pytest.raises(SystemExit):
-        cli.run(cfg_of("trainer.lr=-1"), run)
+        jobs.run(cfg_of("trainer.lr=-1"), run)
     assert ownership.previous_run(run) is None  # a bad_config record protects nothing
 
 
@@ -225,7 +225,7 @@ def test_disk_full_mid_run_is_one_paragraph_exit_2_keeping_history_and_the_last_
     monkeypatch.setattr(files, "atomic_write", filling_disk)
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
-        cli.run(cfg_of("model=conv", *TINY, "trainer.epochs=3"), run)
+        jobs.run(cfg_of("model=conv", *TINY, "trainer.epochs=3"), run)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "the disk is full (No space left on device)" in err and "checkpoint.pt of epoch 1" in err
@@ -370,7 +370,7 @@ def test_resume_never_takes_over_a_running_job(tmp_path, cfg_of, capsys):
     (running / CHECKPOINT).write_bytes(b"being written by a live job")
     ownership.acquire(running)  # this test process is that live job
     with pytest.raises(SystemExit) as exit_:
-        cli.run(cfg_of(f"trainer.resume={running}"), tmp_path / "new")
+        jobs.run(cfg_of(f"trainer.resume={running}"), tmp_path / "new")
     assert exit_.value.code == 2 and f"is still running (pid {os.getpid()}" in capsys.readouterr().err
     assert not (running / "metrics.json").exists()  # not marked superseded
     ownership.release(running)

@@ -111,7 +111,7 @@ def fit_recorded(trainer, model: nn.Module, data, objective, cfg: DictConfig, ru
                  facts: dict[str, Any]) -> FitResult:
     """trainer.fit with everything a run records: checkpoints (and trainer.resume) in run_dir,
     history.csv and the logger after every epoch, and, if the fit stops (divergence, Ctrl-C,
-    crash), the history, best weights and partial metrics (`exc.partial_metrics`, which cli.run
+    crash), the history, best weights and partial metrics (`exc.partial_metrics`, which jobs.run
     writes into metrics.json) before the exception goes on."""
     trainer.run_dir = run_dir
     on_epoch, close_logger = epoch_recorder(cfg, run_dir)
