@@ -79,9 +79,13 @@ table-invariance: install
 	$(BIN)/hyperbench -m experiment=table_invariance trainer.epochs=$(INVARIANCE_EPOCHS) hydra.sweep.dir=outputs/sweeps/$(STAMP)_table-invariance
 	$(BIN)/hyperbench-report outputs/sweeps/$(STAMP)_table-invariance
 
-## Benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation (not a test; docs/performance.md).
+## Benchmark: hyperbench's pipeline vs torchvision + DataLoader, GFLOP/s, batched rotation, then every model family's
+## training step against the measured matmul and memory-copy limits (not a test; docs/performance.md).
+## BENCH_FAMILIES=all|none|conv,capsnet,...  BENCH_STEPS: timed steps per family.
+BENCH_FAMILIES ?= all
+BENCH_STEPS ?= 3
 bench: install
-	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench.py --families $(BENCH_FAMILIES) --steps $(BENCH_STEPS) $(BENCH_ARGS)
 
 ## Whenever a GPU is at hand: every task and model family a few hundred steps in fp32, bf16 and compiled, metrics
 ## checked against fp32, images/s and peak memory, a markdown summary (docs/gpu.md). Without a GPU: says so, exits 0.
@@ -123,12 +127,15 @@ REPRO_INVARIANCE_SEEDS ?= 0,1
 REPRO_CIFAR1_EPOCHS ?= 100
 REPRO_CIFAR2_EPOCHS ?= 60
 REPRO_SHIFT_EPOCHS ?= 3
+# the autoencoder with the semantic-vision code's recipe (TensorFlow initialisation and RMSProp): with PyTorch's
+# defaults it collapses to the all-background output on the full split (docs/studies/transformations.md)
+REPRO_AE_RECIPE ?= model.init=glorot trainer.optimizer=rmsprop_tf trainer.momentum=0.0
 
 .PHONY: reproduce-transformations reproduce-shift reproduce-invariance reproduce-cifar
 
 reproduce-transformations: install
 	$(BIN)/hyperbench -m task=transform model=hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_DEEP_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/deep
-	$(BIN)/hyperbench -m task=transform model=ae seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_AE_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/ae
+	$(BIN)/hyperbench -m task=transform model=ae seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_AE_EPOCHS) $(REPRO_AE_RECIPE) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/ae
 	$(BIN)/hyperbench -m task=transform model=hypernet_shallow seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHALLOW_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/shallow
 	for run in $(REPRO_DIR)/transformations/{deep,shallow}/[0-9]*_*/; do \
 	  $(BIN)/hyperbench task=transform eval.run=$$run eval.images=symbols hydra.run.dir=$(REPRO_DIR)/transformations/transfer_symbols/$$(basename $$(dirname $$run))_$$(basename $$run) || exit 1; \

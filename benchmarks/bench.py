@@ -17,7 +17,10 @@ compile, amp) one at a time. Ratios, not absolute seconds, are the result: run i
 The typical pipeline is in typical.py, the machine limits in limits.py.
 
     python benchmarks/bench.py [--cases conv,hyper5_5,cnn,ae] [--epochs 1] [--device auto]
-                               [--ablate "channels_last off,compile,amp bf16"]
+                               [--ablate "channels_last off,compile,amp bf16"] [--families all] [--steps 3]
+                               [--precision fp32]
+Last, the per-family table (families.py): every model family's training step, its FLOPs and bytes moved
+against the measured matmul rate and memory-copy bandwidth (--families none skips it).
 """
 from __future__ import annotations
 
@@ -200,6 +203,9 @@ def main() -> None:
     ap.add_argument("--train-size", type=int, default=None, help="cap on training images (quick checks)")
     ap.add_argument("--ablate", default="", help=f"comma-separated engine settings to switch one at a time "
                                                   f"against ours' defaults: {', '.join(ABLATIONS)}")
+    ap.add_argument("--families", default="all", help="per-family table: comma-separated families, all, or none")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per family in the per-family table")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="per-family table's precision")
     args = ap.parse_args()
     ablate = [a.strip() for a in args.ablate.split(",") if a.strip()]
     unknown = [a for a in ablate if a not in ABLATIONS]
@@ -210,7 +216,7 @@ def main() -> None:
           f"{torch.__version__} ({torch.get_num_threads()} threads), device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""), flush=True)
     known = cases()
-    for name in args.cases.split(","):
+    for name in ([] if args.cases == "none" else args.cases.split(",")):
         if name not in known:
             print(f"{name:<10} skipped: no such case here (known: {', '.join(known)})")
             continue
@@ -230,6 +236,11 @@ def main() -> None:
     print(f"rotate 10,000 images of 28x28 by random angles: batched on {device.type} {r['batched'] * 1e3:.1f} ms; "
           f"torchvision per image on tensors {r['tensor'] * 1e3:.0f} ms ({r['tensor'] / r['batched']:.0f}x), "
           f"on PIL images {r['pil'] * 1e3:.0f} ms ({r['pil'] / r['batched']:.0f}x)")
+    if args.families != "none":
+        import families
+
+        names = list(families.FAMILIES) if args.families == "all" else args.families.split(",")
+        families.table(names, device, args.precision, args.steps)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,19 @@ def rotation_speed(device, n: int = 10000) -> dict[str, float]:
     per_pil = time.perf_counter() - t0
     return {"batched": best, "tensor": per_tensor, "pil": per_pil}
 
+
+
+def copy_gbps(device, mib: int = 256, reps: int = 5) -> float:
+    """Memory-copy bandwidth in GB/s: a `mib` MiB fp32 tensor copied into another (both already touched),
+    counted as read + write (2 x its size), best of `reps`."""
+    n = mib * (1 << 20) // 4
+    src, dst = torch.ones(n, device=device), torch.zeros(n, device=device)
+    dst.copy_(src)
+    sync(device)
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n * 4 / best / 1e9

@@ -102,7 +102,7 @@ RULES: dict[str, Rule] = {
     "model.z_dim": ("int", lambda v: v >= 1, "a positive integer (the embedding size A of HyperA_B)",
                     "model.z_dim=5"),
     "model.d": ("int", lambda v: v >= 1, "a positive integer (the hidden size B of HyperA_B)", "model.d=5"),
-    "trainer.optimizer": ("str", lambda v: v.lower() in ("adam", "sgd", "rmsprop"), "one of adam, sgd, rmsprop",
+    "trainer.optimizer": ("str", lambda v: v.lower() in ("adam", "sgd", "rmsprop", "rmsprop_tf"), "one of adam, sgd, rmsprop, rmsprop_tf",
                           "trainer.optimizer=adam"),
     "trainer.channels_last": ("auto|bool", lambda v: True, "auto, true or false", "trainer.channels_last=auto"),
     "trainer.progress": ("auto|bool", lambda v: True, "auto, true or false", "trainer.progress=false"),

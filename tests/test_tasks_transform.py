@@ -127,6 +127,47 @@ def test_shallow_hypernet_outputs_convex_combinations_of_input_pixels():
     assert (out <= flat.max(1, keepdim=True).values + 1e-5).all() and (out >= flat.min(1, keepdim=True).values - 1e-5).all()
 
 
+def _plain_mixing(mix, x, cond):
+    """The straightforward shallow HyperNet: logits [N, n_in, n_out], softmax over the inputs, einsum."""
+    h = mix.control(cond)
+    w = torch.softmax((h @ mix.head.weight.t() + mix.head.bias).view(-1, mix.n, mix.n), dim=1)
+    return torch.einsum("ni,nij->nj", x, w)
+
+
+def test_fused_shallow_hypernet_matches_the_plain_softmax_layer_and_its_gradients():
+    torch.manual_seed(0)
+    model = create_model("hypernet_shallow", n_params=2, image_size=12)
+    with torch.no_grad():
+        model.mix.head.weight.normal_(0, 0.5)  # far from uniform
+        model.mix.head.bias.normal_(0, 1)
+    mix, params = model.mix, list(model.parameters())
+    for step in range(2):  # the second step reuses the first one's buffer
+        x = torch.rand(6, 144, requires_grad=True)
+        cond, g = torch.randn(6, 2), torch.randn(6, 144)
+        assert mix.use_fused(x, mix.control(cond))
+        fused = mix(x, cond)
+        got = torch.autograd.grad(fused, [x, *params], g)
+        plain = _plain_mixing(mix, x, cond)
+        want = torch.autograd.grad(plain, [x, *params], g)
+        torch.testing.assert_close(fused, plain, atol=1e-6, rtol=1e-5)
+        for a, b in zip(got, want):  # sums over n*n*N terms in another order: float32 rounding
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # two graphs alive at once: the second forward does not take the first one's buffer
+    x1, x2, cond = torch.rand(4, 144), torch.rand(4, 144), torch.randn(4, 2)
+    y1, y2 = mix(x1, cond), mix(x2, cond)
+    g1 = torch.autograd.grad(y1.sum(), mix.head.weight)[0]
+    torch.testing.assert_close(g1, torch.autograd.grad(_plain_mixing(mix, x1, cond).sum(), mix.head.weight)[0],
+                               atol=1e-6, rtol=1e-5)
+    torch.autograd.grad(y2.sum(), mix.head.weight)
+    with torch.inference_mode():  # evaluation between training steps: its buffer is not reused by training
+        mix(x1, cond)
+    torch.testing.assert_close(torch.autograd.grad(mix(x1, cond).sum(), mix.head.weight)[0], g1, atol=1e-6, rtol=1e-5)
+    y = mix(x1, cond).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
 def test_identity_shallow_hypernet_returns_the_input_at_angle_zero():
     # constructed: the control network's output layer puts all weight on the diagonal
     model = create_model("hypernet_shallow", n_params=2)
@@ -241,3 +282,51 @@ def test_a_folder_without_a_finished_run_is_refused(tmp_path):
 def test_emnist_letters_missing_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="EMNIST is not under the data root"):
         load_images("emnist_letters", str(tmp_path))
+
+
+@pytest.mark.parametrize("arch", ["transform_ae", "transform_aae"])
+def test_glorot_init_is_the_tensorflow_default_and_keeps_the_parameter_count(arch):
+    """model.init=glorot: every weight Glorot-uniform (|w| <= sqrt(6 / (fan_in + fan_out))), every bias zero;
+    the default (torch) keeps PyTorch's non-zero biases. Same parameter count either way."""
+    torch.manual_seed(0)
+    plain, glorot = create_model(arch), create_model(arch, init="glorot")
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in glorot.parameters())
+    layers = [m for m in glorot.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(layers) == (11 if arch == "transform_aae" else 8)
+    for m in layers:
+        fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert m.weight.abs().max() <= bound
+        assert m.weight.abs().max() > 0.9 * bound  # drawn over the whole interval, not a narrower one
+        assert torch.count_nonzero(m.bias) == 0
+    last = plain.decoder.deconvs[2]
+    assert torch.count_nonzero(last.bias) == 1
+    # PyTorch's default for the 64 -> 1 transposed convolution is about 3x wider than Glorot's
+    assert plain.decoder.deconvs[2].weight.std() > 3 * glorot.decoder.deconvs[2].weight.std()
+
+
+def test_an_unknown_init_is_refused():
+    from hyperbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="model.init='xavier' is not one of torch, glorot"):
+        create_model("transform_ae", init="xavier")
+
+
+@pytest.mark.parametrize("mixing, extra", [("softmax", 0), ("linear", 0), ("scaled", 200 * 200)])
+def test_deep_hypernet_mixing_variants(mixing, extra):
+    """model.mixing: softmax = convex combinations (the published model, 3,003,913 parameters); linear = the
+    generated matrix itself; scaled = a learned 200x200 V times the softmax (40,000 more parameters)."""
+    torch.manual_seed(0)
+    model = create_model("hypernet_deep", mixing=mixing)
+    assert sum(p.numel() for p in model.parameters()) == 3_003_913 + extra
+    h, cond = torch.randn(3, 200), torch.randn(3, 2)
+    logits = model.mix.head(model.mix.control(cond)).view(3, 200, 200)
+    expected = {"softmax": torch.softmax(logits, 1), "linear": logits,
+                "scaled": torch.softmax(logits, 1)}[mixing]
+    with torch.no_grad():
+        if mixing == "scaled":
+            model.mix.scale.mul_(2.0)
+            expected = 2.0 * expected
+        out = model.mix(h, cond)
+    torch.testing.assert_close(out, torch.einsum("ni,nij->nj", h, expected), rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="model.mixing='relu' is not one of softmax, linear, scaled"):
+        create_model("hypernet_deep", mixing="relu")

@@ -242,3 +242,23 @@ def test_classifier_loss_uses_the_models_own_losses_when_it_has_them():
     assert classifier_loss(own, x, y).item() == 7.0
     out = accuracy_eval(own, Split(x, y), batch_size=3)
     assert out["loss"] == (3.0 + 3.0) / 4  # two batches of score_loss 3, averaged over 4 images
+
+
+def test_tensorflow_rmsprop_takes_tiny_first_steps_where_torch_takes_ten_times_the_lr():
+    """trainer.optimizer=rmsprop_tf: TensorFlow 1's accumulator starts at 1 (decay 0.9), so the first step is
+    lr * g / sqrt(0.9 + 0.1 g^2); torch's starts at 0, so its first step is lr * g / (0.1 |g|) = 10 lr sign(g)."""
+    from hyperbench.training.engine import make_optimizer
+    from omegaconf import OmegaConf
+    g = torch.tensor([1e-4, -2e-3, 0.5])
+    steps = {}
+    for name in ("rmsprop", "rmsprop_tf"):
+        w = torch.nn.Parameter(torch.zeros(3))
+        opt = make_optimizer([w], OmegaConf.create({"optimizer": name, "lr": 1e-3, "momentum": 0.0,
+                                                    "weight_decay": 0.0}))
+        w.grad = g.clone()
+        opt.step()
+        steps[name] = -w.detach()
+    torch.testing.assert_close(steps["rmsprop"], 1e-3 * g / (0.1 * g.abs() + 1e-8), rtol=1e-5, atol=0)
+    torch.testing.assert_close(steps["rmsprop_tf"], 1e-3 * g / (torch.sqrt(0.9 + 0.1 * g ** 2) + 1e-10),
+                               rtol=1e-5, atol=0)
+    assert steps["rmsprop_tf"].abs()[0] < 1e-6 < 9e-3 < steps["rmsprop"].abs()[0]

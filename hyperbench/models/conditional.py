@@ -18,6 +18,7 @@ main networks: each builder accepts `control=`.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn as nn
@@ -166,14 +167,103 @@ class TransformAAE(TransformAE):
 
 # ----------------------------------------------------------------------------------------------- hypernets
 
+class _Workspace:
+    """The fused mixing layer's [N, n*n] buffer, kept between steps: a fresh 315 MB tensor costs more in page
+    faults (about 0.3 s here) than the matrix product that fills it. A buffer is lent to one graph at a time
+    (a weak reference to the lease its backward context holds); while it is out, another forward allocates."""
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+        self.lease = lambda: None
+
+    def take(self, shape, like: torch.Tensor, keep: bool):
+        """(buffer of `shape`, lease to hold while it is in use, or None when `keep` is False)."""
+        if self.lease() is not None:  # lent to a graph that is still alive
+            return like.new_empty(shape), None
+        if (self.buffer is None or self.buffer.shape != shape or self.buffer.dtype != like.dtype
+                or self.buffer.device != like.device
+                or self.buffer.is_inference() != torch.is_inference_mode_enabled()):
+            self.buffer = like.new_empty(shape)  # an inference tensor in inference mode only
+        if not keep:
+            return self.buffer, None
+        lease = _Lease()
+        self.lease = weakref.ref(lease)
+        return self.buffer, lease
+
+    def __deepcopy__(self, memo):
+        return _Workspace()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+
+class _Lease:
+    pass
+
+
+class _FusedMixing(torch.autograd.Function):
+    """y[b, j] = sum_i softmax_i(L[b, i, j]) x[b, i] with L[b] = (h[b] @ weight.T + bias) viewed [n_in, n_out],
+    keeping one tensor of L's size (reused from step to step) instead of the plain path's four fresh ones: the
+    logits come from one matrix product and are turned into the softmax in place, one example (one n x n
+    matrix, cache-sized) at a time, y taken from it there; the backward overwrites that softmax, example by
+    example, with dL = s_ij g_j (x_i - y_j) and takes the weight, bias and h gradients as one matrix product
+    each (dW = dL^T h, dh = dL W). The saved softmax is consumed, so the graph cannot be backpropagated twice
+    (retain_graph raises)."""
+
+    @staticmethod
+    def forward(ctx, x, h, weight, bias, n, workspace):
+        keep = any(t.requires_grad for t in (x, h, weight, bias))
+        s, ctx.lease = workspace.take((len(x), n * n), x, keep)
+        torch.mm(h, weight.t(), out=s)                             # [N, n*n] logits less the bias, rows (i, j)
+        y, c = x.new_empty(len(x), n), bias.view(n, n)
+        for b in range(len(x)):
+            sb = s[b].view(n, n).add_(c)                           # the bias added here, in cache
+            sb.sub_(sb.amax(0)).exp_()
+            sb.div_(sb.sum(0))                                     # softmax over the input index i
+            torch.mv(sb.t(), x[b], out=y[b])
+        ctx.save_for_backward(x, h, weight, y)
+        ctx.s, ctx.n = (s if keep else None), n
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, h, weight, y = ctx.saved_tensors
+        d, n = ctx.s, ctx.n
+        if d is None:
+            raise RuntimeError("the fused mixing layer's saved softmax was consumed by a first backward "
+                               "(retain_graph is not supported on it)")
+        ctx.s = None
+        g = g.contiguous()
+        dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        for b in range(len(x)):
+            db = d[b].view(n, n).mul_(g[b])                        # s_ij g_j
+            if dx is not None:
+                torch.sum(db, 1, out=dx[b])
+            db.mul_(x[b].unsqueeze(1) - y[b])                      # dL_ij = s_ij g_j (x_i - y_j)
+        dh = d @ weight if ctx.needs_input_grad[1] else None
+        dw = d.t() @ h if ctx.needs_input_grad[2] else None
+        dbias = d.sum(0) if ctx.needs_input_grad[3] else None
+        ctx.lease = None                                           # the buffer is free for the next forward
+        return dx, dh, dw, dbias, None, None
+
+
 class GeneratedMixing(nn.Module):
     """A square layer y = W(c) x whose n x n weights the control signal c produces per example:
     logits = head(c) viewed as [N, n_in, n_out], softmax over the input index, y_j = sum_i W_ij x_i.
-    Each output is a convex combination of the inputs (rows of W^T sum to 1)."""
+    Each output is a convex combination of the inputs (rows of W^T sum to 1).
 
-    def __init__(self, control: nn.Module, n: int):
+    fused=True (the shallow HyperNet's 784x784 layer) trains on the CPU without autocast through
+    _FusedMixing: the same function and gradients (tests/test_transform.py compares them with this plain
+    path), without the per-example softmax tensor; elsewhere (one condition for the batch, CUDA, autocast)
+    the plain path runs."""
+
+    def __init__(self, control: nn.Module, n: int, fused: bool = False):
         super().__init__()
-        self.control, self.n = control, n
+        self.control, self.n, self.fused = control, n, fused
+        self.workspace = _Workspace()
         self.head = nn.Linear(control.out_features, n * n)
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
@@ -182,8 +272,16 @@ class GeneratedMixing(nn.Module):
         """[N, n_in, n_out], each column a distribution over the inputs."""
         return torch.softmax(self.head(self.control(cond)).view(-1, self.n, self.n), dim=1)
 
+    def use_fused(self, x: torch.Tensor, h: torch.Tensor) -> bool:
+        return (self.fused and x.device.type == "cpu" and len(h) == len(x) > 1
+                and not torch.is_autocast_enabled("cpu") and x.dtype == h.dtype == self.head.weight.dtype)
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        w = self.weights(cond)
+        h = self.control(cond)
+        if self.use_fused(x, h):
+            return _FusedMixing.apply(x.contiguous(), h.contiguous(), self.head.weight, self.head.bias, self.n,
+                                     self.workspace)
+        w = torch.softmax(self.head(h).view(-1, self.n, self.n), dim=1)
         if w.shape[0] == 1:  # one condition for the whole batch (evaluation at a fixed angle): one matmul
             return x @ w[0]
         return torch.einsum("ni,nij->nj", x, w)
@@ -195,10 +293,33 @@ class ShallowHyperNet(nn.Module):
     def __init__(self, control: nn.Module, in_channels: int = 1, image_size: int = 28):
         super().__init__()
         self.shape = (in_channels, image_size, image_size)
-        self.mix = GeneratedMixing(control, in_channels * image_size * image_size)
+        self.mix = GeneratedMixing(control, in_channels * image_size * image_size, fused=True)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.mix(x.flatten(1), cond).view(-1, *self.shape)
+
+
+class GeneratedLayer(GeneratedMixing):
+    """The deep HyperNet's generated layer without the convex-combination constraint (ablations):
+    `linear`: W(c) = head(c), a plain generated matrix; `scaled`: W = V * softmax(head(c)) with a learned V
+    (the alternative the semantic-vision code leaves commented out: `W = tf.get_variable`)."""
+
+    def __init__(self, control: nn.Module, n: int, mixing: str):
+        super().__init__(control, n)
+        self.mixing = mixing
+        self.scale = nn.Parameter(torch.ones(n, n)) if mixing == "scaled" else None
+
+    def weights(self, cond: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.control(cond)).view(-1, self.n, self.n)
+        if self.scale is None:
+            return logits
+        return self.scale * torch.softmax(logits, dim=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ni,nij->nj", x, self.weights(cond).expand(len(x), -1, -1))
+
+
+MIXINGS = ("softmax", "linear", "scaled")
 
 
 class DeepHyperNet(nn.Module):
@@ -206,14 +327,14 @@ class DeepHyperNet(nn.Module):
     a dense + deconvolution decoder (TensorFlow 'same' padding for 5x5 stride 2: 28 -> 14 -> 7 -> 14 -> 28)."""
 
     def __init__(self, control: nn.Module, in_channels: int = 1, image_size: int = 28, channels=(10, 20),
-                 code: int = 200):
+                 code: int = 200, mixing: str = "softmax"):
         super().__init__()
         c1, c2 = channels
         self.c2, self.side = c2, image_size // 4
         flat = c2 * self.side * self.side
         self.encoder = nn.Sequential(nn.Conv2d(in_channels, c1, 5, 2, 2), nn.ReLU(),
                                      nn.Conv2d(c1, c2, 5, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(flat, code))
-        self.mix = GeneratedMixing(control, code)
+        self.mix = GeneratedMixing(control, code) if mixing == "softmax" else GeneratedLayer(control, code, mixing)
         self.fc = nn.Linear(code, flat)
         self.deconvs = nn.Sequential(nn.ConvTranspose2d(c2, c1, 5, 2, 2, output_padding=1), nn.ReLU(),
                                      nn.ConvTranspose2d(c1, in_channels, 5, 2, 2, output_padding=1), nn.Tanh())
@@ -232,6 +353,25 @@ def _pair(name: str, value) -> tuple[int, int]:
     return positive_int(name, int(items[0])), positive_int(name, int(items[1]))
 
 
+INITS = ("torch", "glorot")
+
+
+def init_weights(model: nn.Module, init: str) -> nn.Module:
+    """`torch`: PyTorch's default layer initialisation. `glorot`: the semantic-vision TensorFlow code's
+    (tf.layers defaults): Glorot-uniform weights and zero biases. PyTorch's default draws a transposed
+    convolution's weights with the fan of its OUTPUT channels, so the autoencoder's last deconvolution (64 -> 1)
+    starts about 3x wider than TensorFlow's, which pushes its tanh towards saturation."""
+    if init not in INITS:
+        raise ConfigError(f"model.init='{init}' is not one of {', '.join(INITS)}.")
+    if init == "glorot":
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
+
+
 def _check_size(image_size: int) -> None:
     if image_size % 4:
         raise ConfigError(f"The transform models need an image side divisible by 4 (two stride-2 layers), "
@@ -240,25 +380,27 @@ def _check_size(image_size: int) -> None:
 
 @register_model("transform_ae")
 def transform_ae(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(64, 128),
-                 hidden: int = 1024, latent: int = 10, control: nn.Module | None = None) -> TransformAE:
+                 hidden: int = 1024, latent: int = 10, init: str = "torch",
+                 control: nn.Module | None = None) -> TransformAE:
     _check_size(image_size)
     control = control if control is not None else ParamControl(n_params, 0)
-    return TransformAE(control, in_channels, image_size, _pair("channels", channels), positive_int("hidden", hidden),
-                       positive_int("latent", latent))
+    return init_weights(TransformAE(control, in_channels, image_size, _pair("channels", channels),
+                                    positive_int("hidden", hidden), positive_int("latent", latent)), init)
 
 
 @register_model("transform_aae")
 def transform_aae(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(64, 128),
                   hidden: int = 1024, latent: int = 10, critic_hidden: int = 256, adv_weight: float = 0.01,
-                  gp_weight: float = 10.0, critic_lr: float = 1e-4, critic_steps: int = 1,
+                  gp_weight: float = 10.0, critic_lr: float = 1e-4, critic_steps: int = 1, init: str = "torch",
                   control: nn.Module | None = None) -> TransformAAE:
     _check_size(image_size)
     if not (math.isfinite(float(adv_weight)) and float(adv_weight) >= 0):
         raise ConfigError(f"model.adv_weight must be a non-negative number, got {adv_weight!r}.")
     control = control if control is not None else ParamControl(n_params, 0)
-    return TransformAAE(control, in_channels, image_size, _pair("channels", channels), positive_int("hidden", hidden),
-                        positive_int("latent", latent), positive_int("critic_hidden", critic_hidden), adv_weight,
-                        gp_weight, critic_lr, positive_int("critic_steps", critic_steps))
+    return init_weights(TransformAAE(control, in_channels, image_size, _pair("channels", channels),
+                                     positive_int("hidden", hidden), positive_int("latent", latent),
+                                     positive_int("critic_hidden", critic_hidden), adv_weight, gp_weight, critic_lr,
+                                     positive_int("critic_steps", critic_steps)), init)
 
 
 @register_model("hypernet_shallow")
@@ -270,7 +412,10 @@ def hypernet_shallow(n_params: int = 2, in_channels: int = 1, image_size: int = 
 
 @register_model("hypernet_deep")
 def hypernet_deep(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(10, 20), code: int = 200,
-                  control_hidden: int = 64, control: nn.Module | None = None) -> DeepHyperNet:
+                  control_hidden: int = 64, mixing: str = "softmax", control: nn.Module | None = None) -> DeepHyperNet:
     _check_size(image_size)
+    if mixing not in MIXINGS:
+        raise ConfigError(f"model.mixing='{mixing}' is not one of {', '.join(MIXINGS)}.")
     control = control if control is not None else ParamControl(n_params, positive_int("control_hidden", control_hidden))
-    return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), positive_int("code", code))
+    return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), positive_int("code", code),
+                        mixing)

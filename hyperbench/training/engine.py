@@ -33,6 +33,7 @@ from .checkpoint import (BEST_IS_MODEL, CHECKPOINT, CHECKPOINT_FORMAT, Checkpoin
                          check_trainer_settings, load_checkpoint, load_owned_optimizers, owned_optimizer_states,
                          to_host, trainer_settings)
 from .objectives import Objective
+from .optimizers import TFRMSprop
 
 # Callbacks every Trainer calls after each epoch's checkpoint step, as callback(trainer, epoch): a place for
 # process-wide observers (the kill -9 tests install one that waits for the checkpoint, then kills the process).
@@ -108,7 +109,9 @@ def make_optimizer(params, cfg) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ConfigError(f"trainer.optimizer='{cfg.optimizer}' is not one of adam, sgd, rmsprop.")
+    if name == "rmsprop_tf":
+        return TFRMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"trainer.optimizer='{cfg.optimizer}' is not one of adam, sgd, rmsprop, rmsprop_tf.")
 
 
 def make_schedule(opt: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.LambdaLR:
