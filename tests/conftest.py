@@ -2,6 +2,7 @@
 and a helper that runs the real `hyperbench` command in a subprocess."""
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import subprocess
@@ -84,6 +85,18 @@ def run_cli(monkeypatch, capsys):
     from hyperbench import cli, jobs
 
     def run(*args: str, data_root: Path | None = None) -> subprocess.CompletedProcess:
+        loggers = [logging.root, *(v for v in logging.Logger.manager.loggerDict.values()
+                                   if isinstance(v, logging.Logger))]
+        saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+        try:
+            return run_here(*args, data_root=data_root)
+        finally:  # Hydra configured logging for the job: leave the process's logging as it was
+            for lg, handlers, level, propagate, disabled in saved:
+                lg.handlers[:] = handlers
+                lg.setLevel(level)
+                lg.propagate, lg.disabled = propagate, disabled
+
+    def run_here(*args: str, data_root: Path | None) -> subprocess.CompletedProcess:
         with monkeypatch.context() as m:
             if data_root is not None:
                 m.setenv("HYPERBENCH_DATA", str(data_root))

@@ -104,11 +104,11 @@ def test_bad_input_gives_one_paragraph_and_exit_2(args, message, tmp_path, run_c
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
-def test_missing_dataset_without_network(tmp_path):
+def test_missing_dataset_without_network(tmp_path, run_cli):
     empty = tmp_path / "nodata"
     empty.mkdir()
     run = tmp_path / "run"
-    p = hyperbench("trainer.epochs=1", f"hydra.run.dir={run}", data_root=empty, offline=True)
+    p = run_cli("trainer.epochs=1", f"hydra.run.dir={run}", data_root=empty)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()[-1]
     assert "is not under the data root" in err and "downloading it failed" in err and "HYPERBENCH_DATA" in err

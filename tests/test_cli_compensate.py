@@ -21,6 +21,7 @@ def trained(fake_mnist, tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow  # the trained fixture runs the command
 @pytest.mark.parametrize("job,params", [("0_hypernet_deep", 3_040_675), ("1_ae", 13_138_315)])
 def test_tiny_run_writes_every_file(trained, job, params):
     run = trained / job

@@ -25,6 +25,7 @@ def trained(fake_mnist, tmp_path_factory):
     return sweep, sweep / "0_hypernet_deep"
 
 
+@pytest.mark.slow  # the trained fixture runs the command
 def test_tiny_rotate_run_writes_every_file(trained):
     _, run = trained
     m = json.loads((run / "metrics.json").read_text())
