@@ -18,11 +18,13 @@ from hyperbench.training import engine
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
     parser = argparse.ArgumentParser()
     parser.add_argument("epoch", type=int)
     parser.add_argument("--stage", default=None)
-    parser.add_argument("args", nargs=argparse.REMAINDER)
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv[:cut])
+    args = argv[cut + 1:]
 
     def kill(trainer, epoch: int) -> None:
         stage_ok = opts.stage is None or (trainer.run_dir is not None and trainer.run_dir.name == opts.stage)
@@ -31,7 +33,7 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     engine.EPOCH_CALLBACKS.append(kill)
-    sys.argv = ["hyperbench", *[a for a in opts.args if a != "--"]]
+    sys.argv = ["hyperbench", *args]
     cli.main()
 
 
