@@ -3,9 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# CONSTRAINTS="-c constraints.txt": install the exact versions the recorded results were measured with
+CONSTRAINTS ?=
 EPOCHS ?= 20
-# Invariance study (Potapov, "Can Deep Networks Learn Invariants?"): epochs per row. 3 epochs: the six CNN rows took
-# 20 minutes on 2 CPU cores, capsnet 48 minutes (docs/studies/invariance.md).
+# Invariance study (Potapov, "Can Deep Networks Learn Invariants?"): epochs per row (the time each row takes:
+# docs/studies/invariance.md).
 INVARIANCE_EPOCHS ?= 3
 # Learning transformations (Potapov's SingularityNET articles), the same budget for all four models: one pass over
 # TRANSFORM_TRAIN_SIZE training pairs (312 steps of 128); its measured wall time is in
@@ -31,23 +33,27 @@ ifneq ($(wildcard ../shared/data),)
 export HYPERBENCH_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install run test summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate table-continual bench gpu-check clean
+.PHONY: install run test test-fast summary table-mnist lr-grid-mnist table-cifar table-invariance curves-transform curves-compensate table-continual bench gpu-check clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,cluster,equivariant]'
+	$(BIN)/pip install -q $(CONSTRAINTS) -e '.[dev,cluster,equivariant]'
 	touch $@
 
 ## The main job: Hyper5_5 on MNIST with the recipe of Vineet's CS618 report, EPOCHS epochs.
 run: install
 	$(BIN)/hyperbench model=hyper5_5 data=mnist trainer.epochs=$(EPOCHS)
 
-## The test suite (a few minutes on 2 CPU cores).
+## The test suite, both tiers: the fast in-process tests and the slow ones that run the hyperbench command.
 test: install
 	$(BIN)/pytest -q
+
+## The fast tier only (in-process: configs, validation messages, models, metrics, geometry), for the edit loop.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
 
 summary: install
 	$(BIN)/hyperbench task=summary model=hyper5_5 data=mnist

@@ -2,7 +2,7 @@
 
 For each case the same model, batch size, optimizer, lr schedule and number of epochs run twice:
   ours    : the whole dataset as one tensor on the device, batched on-device augmentation,
-            channels_last, the shared engine (hyperbench.engine.Trainer), evaluation in big batches
+            channels_last, the shared engine (hyperbench.training.engine.Trainer), evaluation in big batches
             under inference_mode;
   typical : torchvision.datasets + transforms (Pad, RandomCrop / per-image rotate) + DataLoader,
             default memory format, evaluation in DataLoader batches under no_grad.
@@ -35,7 +35,7 @@ from torch.utils.data import Dataset, Subset
 
 from common import config, sync
 from hyperbench.data import DataBundle, Split, load_data
-from hyperbench.engine import Trainer, resolve_device, seed_everything
+from hyperbench.training.engine import Trainer, resolve_device, seed_everything
 from hyperbench.models import MODELS, model_from_config
 from hyperbench.tasks.classify import classification_objective
 from limits import conv_step_gflops, matmul_gflops, rotation_speed
@@ -93,7 +93,7 @@ def invariance_case(cfg_overrides: list[str]) -> dict:
     """Potapov's invariance article protocol: 6 and 9 removed, 3 and 4 rotated within [-45, 45], the others in [0, 360),
     every training draw rotated afresh (ours: batched on the device; typical: per image)."""
     from hyperbench.data import DataBundle
-    from hyperbench.rotation import RotationProtocol
+    from hyperbench.protocols.rotation import RotationProtocol
     from hyperbench.tasks.invariance import invariance_objective, rotated_once
 
     protocol = RotationProtocol.from_config(config(*cfg_overrides).rotation)
@@ -125,7 +125,8 @@ def invariance_case(cfg_overrides: list[str]) -> dict:
 def transform_case(cfg_overrides: list[str]) -> dict:
     """Potapov's HyperNets article rotate: input image and (cos a, sin a) -> the image rotated by a; 4 and 9 within
     [-45, 45], the others in [-180, 180) (ours: pairs made batched on the device; typical: per image)."""
-    from hyperbench.tasks.transform import build_model, transform_objective, transform_of
+    from hyperbench.protocols.families import transform_of
+    from hyperbench.tasks.transform import build_model, transform_objective
 
     cfg0 = config(*cfg_overrides)
     tf = transform_of(cfg0)

@@ -7,7 +7,8 @@ import copy, os, sys, time, tempfile
 import torch
 sys.path.insert(0, "benchmarks")
 from common import config
-from hyperbench.engine import Trainer, to_host, make_optimizer, BEST_IS_MODEL
+from hyperbench.training.checkpoint import BEST_IS_MODEL, to_host
+from hyperbench.training.engine import Trainer, make_optimizer
 from hyperbench.files import save_torch
 from hyperbench.models import create_model, model_from_config
 from hyperbench.tasks.transform import transform_loss

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from hyperbench.cli import CONF_DIR
+from hyperbench.config import CONF_PACKAGE
 
 
 def config(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         return compose("config", overrides=list(overrides))
 
 

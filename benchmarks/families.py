@@ -104,7 +104,7 @@ def family_setup(name: str, device, precision: str, batch: int | None = None):
     """(trainer, model, loss, x, y, steps per epoch, batch) for a family, on one fixed, already augmented batch."""
     from bench import classify_case, invariance_case, run_config, transform_case
     from hyperbench.data import load_data
-    from hyperbench.engine import Trainer, seed_everything
+    from hyperbench.training.engine import Trainer, seed_everything
     from hyperbench.models import model_from_config
 
     kind, overrides = FAMILIES[name]
@@ -134,7 +134,7 @@ def measure(name: str, device, precision: str, steps: int, min_bytes: int, old: 
     trainer.model_format(model)
     trainer.model_precision(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-6)
-    xf = trainer._fmt(x)
+    xf = trainer.fmt(x)
 
     def step():  # what Trainer.step_seconds times, once, for the counters
         with trainer._autocast():
@@ -198,7 +198,7 @@ def table(names: list[str], device, precision: str = "fp32", steps: int = 3, cac
 
 
 def main() -> None:
-    from hyperbench.engine import resolve_device
+    from hyperbench.training.engine import resolve_device
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--families", default="all", help=f"comma-separated, or all: {', '.join(FAMILIES)}")

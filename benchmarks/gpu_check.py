@@ -6,7 +6,7 @@ fp32 within the tolerances below. Prints images/s and peak GPU memory per model 
 
     python benchmarks/gpu_check.py [--out DIR] [--steps 300] [--cases conv,capsnet_em,...] [--modes fp32,bf16,compile]
     python benchmarks/gpu_check.py --device cpu --steps 2 --batch 8 --eval-images 40 --compile-backend eager
-                                   # the script's logic on the CPU (tests/test_gpu_check.py)
+                                   # the script's logic on the CPU (tests/test_benchmarks_gpu_check.py)
 
 Data: the synthetic pattern set of the tests (class k = a bright 7x7 block at a place given by k, on noise),
 made on the device, so the check needs no dataset. Each case and mode: the same seed, `steps` training steps
@@ -75,7 +75,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
     """(trainer, model, data, objective, monitor, batch size) for one case in one mode."""
     from common import config
     from hyperbench.data import DataBundle, Split
-    from hyperbench.engine import Trainer, seed_everything
+    from hyperbench.training.engine import Trainer, seed_everything
 
     task, overrides = CASES[case]
     amp, compile_ = MODES[mode]
@@ -102,7 +102,7 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
         data = DataBundle("patterns", train, val, test, 10)
     elif task == "invariance":
         from hyperbench.models import model_from_config
-        from hyperbench.rotation import RotationProtocol
+        from hyperbench.protocols.rotation import RotationProtocol
         from hyperbench.tasks.invariance import invariance_objective, rotated_once
 
         protocol = RotationProtocol.from_config(cfg.rotation, 10)
@@ -112,9 +112,10 @@ def setup(case: str, device: torch.device, steps: int, batch: int | None, mode: 
         data = DataBundle("patterns", train, rotated_once(val, protocol, 1), rotated_once(test, protocol, 2),
                           protocol.num_classes)
     else:
+        from hyperbench.protocols.families import transform_of
         from hyperbench.tasks import compensate, transform
 
-        problem = (compensate.Compensate if task == "compensate" else transform.Learn)(transform.transform_of(cfg))
+        problem = (compensate.Compensate if task == "compensate" else transform.Learn)(transform_of(cfg))
         model = problem.build(cfg, problem.transform, (channels, side, side))
         objective = transform.problem_objective(problem, 0)
         data = DataBundle("patterns", train, val, test, 10)

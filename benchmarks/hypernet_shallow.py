@@ -17,7 +17,7 @@ import sys
 
 CHILD = """
 import time, torch
-from hyperbench.models.transform import hypernet_shallow
+from hyperbench.models.conditional import hypernet_shallow
 torch.manual_seed(0)
 m = hypernet_shallow()
 m.mix.fused = {fused}

@@ -66,7 +66,7 @@ def rotation_speed(device, n: int = 10000) -> dict[str, float]:
     import torchvision.transforms.functional as TF
     from PIL import Image
 
-    from hyperbench.rotation import rotate
+    from hyperbench.data.geometry import rotate
 
     x = torch.rand(n, 1, 28, 28, device=device)
     angles = torch.rand(n, device=device) * 360

@@ -96,7 +96,7 @@ def _history(d: Path):
 def kill(args) -> dict:
     import torch
 
-    from hyperbench.engine import CHECKPOINT, load_checkpoint
+    from hyperbench.training.checkpoint import CHECKPOINT, load_checkpoint
     from hyperbench.errors import CheckpointError
 
     extra, env = data_args(args)

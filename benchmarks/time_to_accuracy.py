@@ -16,7 +16,7 @@ import torch
 from bench import classify_case, run_config
 from common import config
 from hyperbench.data import load_data
-from hyperbench.engine import Trainer, resolve_device, seed_everything
+from hyperbench.training.engine import Trainer, resolve_device, seed_everything
 from hyperbench.models import model_from_config
 from typical import typical_epochs
 

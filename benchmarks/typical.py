@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from common import sync
-from hyperbench.engine import make_optimizer, make_schedule, seed_everything
+from hyperbench.training.engine import make_optimizer, make_schedule, seed_everything
 from hyperbench.models import model_from_config
 
 class Rotated(Dataset):

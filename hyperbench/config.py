@@ -8,6 +8,7 @@ task=, ...) are checked in cli.check_group_choices before Hydra composes.
 """
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,59 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
 
+# The configs ship as the package hyperbench.conf (conf/ of the checkout, linked from hyperbench/conf), so an
+# editable install, a checkout on PYTHONPATH and a wheel all find them by package name.
+CONF_PACKAGE = "hyperbench.conf"
+CONF_DIR = Path(str(files(CONF_PACKAGE)))
+# The config groups (conf/<group>/*.yaml) a command line may choose from.
+GROUPS = ("task", "data", "model", "hypernet", "embedding", "trainer", "rotation", "transform", "experiment", "logger",
+          "cl")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def group_options(group: str) -> list[str]:
+    """The names a group may take: its conf/<group>/*.yaml files."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+# Settings that do not change what a run measures (where files go, how progress is shown, how often a checkpoint
+# is written, ...). The one list: the report pools runs differing only in these (and the seed) as seeds of one
+# configuration (report.common.config_key), and a resume may change them (training.checkpoint.RESUME_FREE).
+NOT_MEASURED = ("outputs_root", "data.root", "data.download", "trainer.resume", "trainer.checkpoint_every",
+                "trainer.progress", "trainer.log_every", "trainer.save_model", "trainer.device", "logger",
+                "task.compare_with")
+
+
+def flat_config(cfg) -> dict:
+    """A config (DictConfig or plain dict) as flat 'a.b.c' -> value. Interpolations are resolved (the trainer's
+    batch/lr come from ${data.recipe...}), unless one cannot be here (then taken as written)."""
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    if not OmegaConf.is_config(cfg):
+        return dict(walk(dict(cfg)))
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an interpolation that does not resolve here (e.g. a missing env var)
+        container = OmegaConf.to_container(cfg, resolve=False)
+    return dict(walk(container))
+
+
+def unset(key: str, value) -> bool:
+    """A setting that means "not used" (null, or hypernet=none): equal to its absence, so runs written before
+    a config group existed compare equal to runs that have it at its default."""
+    return value is None or (key == "hypernet.name" and value == "none")
+
+
+def measured_settings(cfg, ignore: tuple[str, ...] = NOT_MEASURED) -> dict:
+    """The flat config without the `ignore` keys (and their sub-keys) and without unset values: what two runs
+    must share to measure the same thing."""
+    return {k: v for k, v in flat_config(cfg).items()
+            if not any(k == n or k.startswith(n + ".") for n in ignore) and not unset(k, v)}
+
 
 # key -> (kind, test, what a valid value is, example override)
 Rule = tuple[str, Callable[[Any], bool], str, str]
@@ -87,8 +140,6 @@ def _kind_ok(kind: str, v: Any) -> bool:
 def known_keys() -> dict[str, set[str]]:
     """Section -> the keys it may hold, read from the shipped configs ('' = the top level: config.yaml,
     the group names, and what any `# @package _global_` group config (a task, an experiment) puts there)."""
-    from .cli import CONF_DIR, GROUPS
-
     def keys(f: Path) -> set[str]:
         return set(OmegaConf.load(f)) - {"defaults"}
 

@@ -2,6 +2,7 @@
 and a helper that runs the real `hyperbench` command in a subprocess."""
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import subprocess
@@ -10,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "conf"  # the configs as files (the CLI finds them as the package hyperbench.conf)
 
 
 def write_idx_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
@@ -45,7 +46,7 @@ def cfg_of():
     """cfg_of(*overrides) -> the composed config, as `hyperbench <overrides>` would see it."""
 
     def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        with initialize_config_module(config_module="hyperbench.conf", version_base="1.3"):
             return compose("config", overrides=list(overrides))
 
     return _compose
@@ -56,15 +57,60 @@ TINY = ["data.val_size=100", "trainer.batch_size=100", "trainer.eval_batch_size=
 
 
 def hyperbench(*args: str, data_root: Path | None = None, offline: bool = True, cwd: Path | None = None,
-               command: str = "hyperbench") -> subprocess.CompletedProcess:
+               command: str = "hyperbench", kill_after_epoch: int | None = None,
+               kill_stage: str | None = None) -> subprocess.CompletedProcess:
     """Run the installed CLI. offline=True points HTTP(S) at a closed local port, so any download
-    attempt fails at once, as on a machine without network."""
+    attempt fails at once, as on a machine without network. kill_after_epoch=N: run it through
+    tests/kill_after_epoch.py, which SIGKILLs the process once epoch N's checkpoint is on disk (only in the
+    training whose run directory is named kill_stage, if given)."""
     env = dict(os.environ)
     if data_root is not None:
         env["HYPERBENCH_DATA"] = str(data_root)
     if offline:
         env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
                    HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
-    exe = Path(sys.executable).with_name(command)
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+    cmd = [str(Path(sys.executable).with_name(command))]
+    if kill_after_epoch is not None:
+        cmd = [sys.executable, str(ROOT / "tests" / "kill_after_epoch.py"), str(kill_after_epoch),
+               *(["--stage", kill_stage] if kill_stage is not None else []), "--"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env,
                           cwd=cwd or ROOT, timeout=600)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """run_cli(*args, data_root=None) -> CompletedProcess: the `hyperbench` command run in this process (cli.main
+    with these arguments), for the checks that refuse bad input before any training: no interpreter start-up.
+    Offline as hyperbench(...) is."""
+    from hyperbench import cli, jobs
+
+    def run(*args: str, data_root: Path | None = None) -> subprocess.CompletedProcess:
+        loggers = [logging.root, *(v for v in logging.Logger.manager.loggerDict.values()
+                                   if isinstance(v, logging.Logger))]
+        saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+        try:
+            return run_here(*args, data_root=data_root)
+        finally:  # Hydra configured logging for the job: leave the process's logging as it was
+            for lg, handlers, level, propagate, disabled in saved:
+                lg.handlers[:] = handlers
+                lg.setLevel(level)
+                lg.propagate, lg.disabled = propagate, disabled
+
+    def run_here(*args: str, data_root: Path | None) -> subprocess.CompletedProcess:
+        with monkeypatch.context() as m:
+            if data_root is not None:
+                m.setenv("HYPERBENCH_DATA", str(data_root))
+            for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+                m.setenv(var, "http://127.0.0.1:9")
+            m.setattr(sys, "argv", ["hyperbench", *args])
+            m.setattr(jobs, "state", jobs.JobsState())
+            capsys.readouterr()
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["hyperbench", *args], code, out, err)
+
+    return run

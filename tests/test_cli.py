@@ -10,6 +10,7 @@ from .conftest import TINY, hyperbench
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_single_run_writes_every_file(fake_mnist, tmp_path):
     run = tmp_path / "run"
     p = hyperbench("model=hyper4_4", "data=mnist", *TINY, f"hydra.run.dir={run}", data_root=fake_mnist)
@@ -31,6 +32,7 @@ def test_single_run_writes_every_file(fake_mnist, tmp_path):
     assert state["conv2.z"].shape == (1, 4)
 
 
+@pytest.mark.slow
 def test_the_synthetic_task_is_learned(fake_mnist, tmp_path):
     run = tmp_path / "run"
     p = hyperbench("model=conv", *TINY, "trainer.epochs=3", "trainer.lr=0.005", f"hydra.run.dir={run}",
@@ -39,6 +41,7 @@ def test_the_synthetic_task_is_learned(fake_mnist, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["test_acc"] > 0.9
 
 
+@pytest.mark.slow
 def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     p = hyperbench("-m", "model=conv,hyper5_5", "trainer.lr=0.005,-1", *TINY, "trainer.epochs=1",
@@ -59,6 +62,7 @@ def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist
     assert "<table>" in page and "data:image/png;base64," in page and "Refused before running" in page
 
 
+@pytest.mark.slow
 def test_summary_prints_the_parameter_breakdown(tmp_path):
     p = hyperbench("task=summary", "model=hyper5_5", "data=mnist", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 0, p.stderr
@@ -93,19 +97,18 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("args,message", ERRORS)
-def test_bad_input_gives_one_paragraph_and_exit_2(args, message, tmp_path):
-    p = hyperbench(*args, "trainer.epochs=1" if "epochs" not in args[0] else "seed=0",
-                   f"hydra.run.dir={tmp_path / 'run'}")
+def test_bad_input_gives_one_paragraph_and_exit_2(args, message, tmp_path, run_cli):
+    p = run_cli(*args, "trainer.epochs=1" if "epochs" not in args[0] else "seed=0", f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 2
     assert message in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
-def test_missing_dataset_without_network(tmp_path):
+def test_missing_dataset_without_network(tmp_path, run_cli):
     empty = tmp_path / "nodata"
     empty.mkdir()
     run = tmp_path / "run"
-    p = hyperbench("trainer.epochs=1", f"hydra.run.dir={run}", data_root=empty, offline=True)
+    p = run_cli("trainer.epochs=1", f"hydra.run.dir={run}", data_root=empty)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()[-1]
     assert "is not under the data root" in err and "downloading it failed" in err and "HYPERBENCH_DATA" in err
@@ -113,6 +116,7 @@ def test_missing_dataset_without_network(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["status"] == "missing_data"
 
 
+@pytest.mark.slow
 def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
     run = tmp_path / "run"
     p = hyperbench("model=conv", *TINY, "trainer.lr=1e30", "trainer.grad_clip=null", "trainer.lr_decay=1.0",
@@ -123,6 +127,7 @@ def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
     assert m["status"] == "diverged" and "To change the outcome: lower trainer.lr" in m["error"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     import os
     import signal
@@ -158,6 +163,7 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
     assert (run / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_same_command_same_metrics_and_seed_changes_them(fake_mnist, tmp_path):
     def metrics(name, *extra):
         p = hyperbench("model=hyper4_4", *TINY, "trainer.epochs=1", *extra, f"hydra.run.dir={tmp_path / name}",
@@ -173,8 +179,8 @@ def test_same_command_same_metrics_and_seed_changes_them(fake_mnist, tmp_path):
     assert not torch.equal(w1["conv1.weight"], w3["conv1.weight"])
 
 
-def test_help_lists_usage_and_every_model():
-    p = hyperbench("--help")
+def test_help_lists_usage_and_every_model(run_cli):
+    p = run_cli("--help")
     assert p.returncode == 0
     assert "hyperbench model=hyper model.z_dim=9 model.d=3" in p.stdout
     assert "model: aae, ae, capsnet, " in p.stdout  # capsnet_em (its own branch) sorts next

@@ -21,6 +21,7 @@ def trained(fake_mnist, tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow  # the trained fixture runs the command
 @pytest.mark.parametrize("job,params", [("0_hypernet_deep", 3_040_675), ("1_ae", 13_138_315)])
 def test_tiny_run_writes_every_file(trained, job, params):
     run = trained / job
@@ -46,6 +47,7 @@ def test_tiny_run_writes_every_file(trained, job, params):
     assert (run / "model.pt").stat().st_size > 1_000_000 and len(pd.read_csv(run / "history.csv")) == 2
 
 
+@pytest.mark.slow
 def test_transfer_and_the_report(trained, fake_mnist, tmp_path):
     images = tmp_path / "mine.npy"
     np.save(images, (np.random.default_rng(0).random((5, 28, 28)) > 0.8).astype(np.uint8) * 255)
@@ -70,7 +72,8 @@ def test_transfer_and_the_report(trained, fake_mnist, tmp_path):
         assert (trained / "report" / png).read_bytes().startswith(PNG)
 
 
-def test_bad_input_exits_2_with_one_paragraph(trained, tmp_path):
+@pytest.mark.slow  # the trained fixture runs the command
+def test_bad_input_exits_2_with_one_paragraph(trained, tmp_path, run_cli):
     transform_run = tmp_path / "transform_run"
     (transform_run / ".hydra").mkdir(parents=True)
     (transform_run / ".hydra" / "config.yaml").write_text("task:\n  name: transform\n")
@@ -83,6 +86,6 @@ def test_bad_input_exits_2_with_one_paragraph(trained, tmp_path):
                                                                    "run is needed"),
             ([f"eval.run={trained / '1_ae'}"], "Transfer evaluation needs both eval.run=<a task=compensate run"),
             (["task.six_nine_step=7"], "task.six_nine_step must be a positive number of degrees that divides 360")):
-        p = hyperbench("task=compensate", *args, f"hydra.run.dir={tmp_path / 'out'}", data_root=trained / "nodata")
+        p = run_cli("task=compensate", *args, f"hydra.run.dir={tmp_path / 'out'}", data_root=trained / "nodata")
         assert p.returncode == 2, (args, p.stderr)
         assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 SMALL = [*TINY, "model.channels=[8,16]", "model.hidden=32", "task.eval_repeats=2", "task.curve_images=40"]
 
 
+@pytest.mark.slow
 def test_tiny_runs_write_metrics_curve_and_figure_and_the_report_reads_them(fake_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     p = hyperbench("task=invariance", "model=cnn", "data=mnist", "rotation=restricted34", *SMALL,
@@ -60,10 +61,10 @@ INVARIANCE_ERRORS = [
 
 
 @pytest.mark.parametrize("args,message", INVARIANCE_ERRORS)
-def test_bad_protocol_gives_one_paragraph_and_exit_2_before_training(args, message, tmp_path):
+def test_bad_protocol_gives_one_paragraph_and_exit_2_before_training(args, message, tmp_path, run_cli):
     run = tmp_path / "run"
     # no data root: the protocol is checked before any data is read or any training starts
-    p = hyperbench("task=invariance", "model=cnn", *args, "trainer.epochs=1", f"hydra.run.dir={run}",
+    p = run_cli("task=invariance", "model=cnn", *args, "trainer.epochs=1", f"hydra.run.dir={run}",
                    data_root=tmp_path / "nodata")
     assert p.returncode == 2, p.stderr
     assert message in p.stderr

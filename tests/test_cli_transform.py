@@ -25,6 +25,7 @@ def trained(fake_mnist, tmp_path_factory):
     return sweep, sweep / "0_hypernet_deep"
 
 
+@pytest.mark.slow  # the trained fixture runs the command
 def test_tiny_rotate_run_writes_every_file(trained):
     _, run = trained
     m = json.loads((run / "metrics.json").read_text())
@@ -56,6 +57,7 @@ def assert_learned_and_recorded(m: dict, hist: pd.DataFrame) -> None:
         assert 0 < m[key] < float("inf"), key
 
 
+@pytest.mark.slow
 def test_transfer_to_user_images_and_the_report(trained, fake_mnist, tmp_path):
     sweep, run = trained
     images = tmp_path / "mine.npy"
@@ -90,7 +92,8 @@ def test_transfer_to_user_images_and_the_report(trained, fake_mnist, tmp_path):
         assert (sweep / "report" / png).read_bytes().startswith(PNG)
 
 
-def test_wrong_user_images_exit_2_with_one_paragraph(trained, tmp_path):
+@pytest.mark.slow  # the trained fixture runs the command
+def test_wrong_user_images_exit_2_with_one_paragraph(trained, tmp_path, run_cli):
     _, run = trained
     bad = tmp_path / "big.npy"
     np.save(bad, np.zeros((3, 32, 32), np.uint8))
@@ -98,6 +101,6 @@ def test_wrong_user_images_exit_2_with_one_paragraph(trained, tmp_path):
                           ([f"eval.images={bad}"], "Transfer evaluation needs both eval.run="),
                           (["transform=spin"], "Unknown transform 'spin'. Available transform configs: affine, "
                                                "rotate, shift")):
-        p = hyperbench("task=transform", *args, f"hydra.run.dir={tmp_path / 'out'}", data_root=tmp_path / "nodata")
+        p = run_cli("task=transform", *args, f"hydra.run.dir={tmp_path / 'out'}", data_root=tmp_path / "nodata")
         assert p.returncode == 2, (args, p.stderr)
         assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

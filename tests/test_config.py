@@ -2,7 +2,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from hyperbench.cli import check_group_choices, group_options
+from hyperbench.cli import check_group_choices
+from hyperbench.config import group_options
 from hyperbench.config import validate
 from hyperbench.data import dataset_info
 from hyperbench.errors import ConfigError

@@ -76,7 +76,7 @@ def test_count_mismatch_is_flagged(tmp_path, cfg_of):
 
 
 def test_report_cites_its_sources_and_ends_with_the_references(tmp_path, cfg_of):
-    from hyperbench.published import REFERENCES
+    from hyperbench.report.published import REFERENCES
 
     make_sweep(tmp_path, cfg_of)
     text = build_report([tmp_path], tmp_path / "report")

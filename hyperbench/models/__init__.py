@@ -1,6 +1,6 @@
-"""Model zoo. Importing this package registers every architecture."""
+"""Model zoo: one module per family, each registering its architectures by name (registry.py)."""
 # importing the family modules registers every architecture
-from . import capsnet, capsnet_em, continual, invariance, mnist, steerable, transform, vgg  # noqa: F401
-from .registry import MODELS, create_model, model_from_config, model_from_run, register_model
+from . import capsnet, capsnet_em, cnn, compensator, conditional, mnist_net, multihead_mlp, steerable, vgg  # noqa: F401
+from .registry import MODELS, create_model, model_from_config, register_model
 
-__all__ = ["MODELS", "create_model", "model_from_config", "model_from_run", "register_model"]
+__all__ = ["MODELS", "create_model", "model_from_config", "register_model"]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..hyper import HyperConv2d, build_hypernetized
-from .mnist import _check_size
+from .mnist_net import check_hyper_size
 from .registry import register_model
 
 WIDTHS = (16, 32, 64)
@@ -82,7 +82,7 @@ def vgg_hyper(blocks: int = 1, z_dim: int = 4, d: int = 4, tile: int = 16, num_c
               in_channels: int = 3, image_size: int = 32, block_dropout: float = 0.4,
               dense_dropout: float = 0.5, hidden: int = 128) -> VGGBlocks:
     """VGG-BlockN with every conv but the first generated: hypernetize with tile x tile x 3 x 3 tiles."""
-    z_dim, d = _check_size("z_dim", z_dim), _check_size("d", d)
+    z_dim, d = check_hyper_size("z_dim", z_dim), check_hyper_size("d", d)
     return build_hypernetized(lambda: VGGBlocks(blocks, num_classes, in_channels, image_size, block_dropout,
                                                 dense_dropout, hidden),
                               targets=None, z_dim=z_dim, d=d, tile=tile, label=f"model vgg_block{blocks}")

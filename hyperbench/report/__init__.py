@@ -4,7 +4,7 @@ Reads only files in run directories (metrics.json, .hydra/config.yaml, model.pt)
 same for local, joblib and SLURM sweeps. Writes into <first PATH>/report/ (or --out): runs.csv, one CSV
 and one markdown file per table, figures, report.md (which it also prints) and report.html, the same
 page self-contained (figures embedded). Runs whose configs differ only in seed (and in settings that do
-not change what is measured, report/common.NOT_CONFIG) are one configuration: mean ± std (n) over seeds.
+not change what is measured, config.NOT_MEASURED) are one configuration: mean ± std (n) over seeds.
 
 Each task's tables live in their own module with a `section(ok_runs, out) -> list[markdown]`;
 SECTIONS lists them in the order the report prints them. Published columns cite their source by a short key
@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from ..errors import HyperbenchError
 from ..files import write_text
-from ..published import references_markdown
+from .published import references_markdown
 from . import cifar, compensate, continual, invariance, mnist, seeds, transform, verdicts
 from .common import config_key, run_model_label, run_precision
 from .html import to_html

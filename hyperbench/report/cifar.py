@@ -1,19 +1,19 @@
 """Vineet's CS618 report CIFAR-10 section: Tables 3, 4 and 5 (VGG-Block1, 2, 3), one table per block."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from ..files import write_text
-from ..published import CIFAR_MISPRINTS, CIFAR_TABLES, VINEET, row_label
+from ..models.names import parse_model_name
+from .published import CIFAR_MISPRINTS, CIFAR_TABLES, VINEET, row_label
 from .common import markdown, selection_table
 
 
 def block_of(model: str) -> int | None:
-    m = re.fullmatch(r"vgg_block(\d+)(?:_.*)?", str(model))
-    return int(m.group(1)) if m else None
+    name = parse_model_name(model)
+    return None if name is None else name.blocks
 
 
 def _in_block_label(model: str) -> str:

@@ -2,22 +2,16 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ..config import NOT_MEASURED, measured_settings
 from ..files import write_text
-from ..published import VINEET, published_column
-
-# Keys that do not change what a run measures: runs differing only in these (and in seed) are
-# repetitions of one configuration, and the report pools them as mean ± std (n) over seeds.
-NOT_CONFIG = ("seed", "outputs_root", "data.root", "data.download", "trainer.resume", "trainer.checkpoint_every",
-              "trainer.progress", "trainer.log_every", "trainer.save_model", "trainer.device", "logger",
-              "task.compare_with")
-
+from ..models.names import parse_model_name
+from .published import VINEET, published_column
 
 def mean_std(fractions: pd.Series, digits: int = 2, percent: bool = True) -> str:
     """Fractions as percent (or as fractions, percent=False): one value, or mean ± sample std (n)
@@ -85,21 +79,6 @@ def selection_table(runs: pd.DataFrame, order: list[str], label: Callable[[str],
     return pd.DataFrame(rows)
 
 
-def flat_config(cfg) -> dict:
-    def walk(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from walk(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", v
-
-    try:
-        container = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # an interpolation that does not resolve here (e.g. a missing env var)
-        container = OmegaConf.to_container(cfg, resolve=False)
-    return dict(walk(container))
-
-
 def run_precision(cfg, metrics: dict) -> str | None:
     """The precision a run's model ran in: metrics.json's `precision`, or, for runs from before it was
     recorded, what trainer.amp resolved to on the recorded device (auto: bf16 on CUDA, else fp32)."""
@@ -114,19 +93,12 @@ def run_precision(cfg, metrics: dict) -> str | None:
     return {"off": "fp32"}.get(amp, amp)
 
 
-def unset(key: str, value) -> bool:
-    """A setting that means "not used" (null, or hypernet=none): equal to its absence, so runs written before
-    a config group existed compare equal to runs that have it at its default."""
-    return value is None or (key == "hypernet.name" and value == "none")
-
-
 def config_key(cfg, precision: str | None = None) -> str:
-    """The run's configuration without seed and the NOT_CONFIG keys, plus the precision the model ran in
-    (trainer.device is not configuration, but trainer.amp=auto means bf16 on a GPU and fp32 on a CPU, so
-    those are not seeds of one configuration): equal keys = one config, many seeds."""
-    flat = flat_config(cfg)
-    kept = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_CONFIG)
-            and not unset(k, v)}
+    """The run's configuration without the seed and the settings that do not change what is measured
+    (config.NOT_MEASURED), plus the precision the model ran in (trainer.device is not configuration, but
+    trainer.amp=auto means bf16 on a GPU and fp32 on a CPU, so those are not seeds of one configuration):
+    equal keys = one config, many seeds."""
+    kept = measured_settings(cfg, NOT_MEASURED + ("seed",))
     if precision is not None:
         kept["precision"] = precision
     return json.dumps(kept, sort_keys=True, default=str)
@@ -156,11 +128,12 @@ def run_model_label(cfg) -> str | None:
     published = (h.get("conditioning", "static") == "static" and h.get("targets") is None and h.get("tile", 16) == 16
                  and h.get("chunk") is None and h.get("init", "variance") == "variance"
                  and h.get("param", "plain") == "plain")
-    block = re.fullmatch(r"vgg_block(\d+)", str(name))
+    parsed = parse_model_name(name)
+    block = parsed.blocks if parsed is not None and parsed.network == "conv" else None
     if published and name == "conv":
         return f"hyper{z}_{d}"
-    if published and block:
-        return f"vgg_block{block.group(1)}_hyper{z}_{d}"
+    if published and block is not None:
+        return f"vgg_block{block}_hyper{z}_{d}"
     extras = [f"{k}={h.get(k)}" for k, default in (("init", "variance"), ("param", "plain"), ("conditioning", "static"))
               if h.get(k, default) != default]
     return " ".join([f"{name}+{h.get('name')} z{z}_d{d}", *extras])

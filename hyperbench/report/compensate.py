@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
-from ..published import POTAPOV_HYPERNETS
+from .published import POTAPOV_HYPERNETS
 from .common import markdown, ordered
-from .transform import _curves, _transform, budget, budget_note, task_section
+from .transform import family_curves, run_transform, budget, budget_note, task_section
 
 ROWS = ("hypernet_deep", "hypernet_shallow", "ae", "aae")
 
@@ -39,9 +39,9 @@ def compensate_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
-    from ..transform_plots import transform_curve_figure
+    from ..viz.transform_plots import transform_curve_figure
 
-    transform = _transform(runs.run_dir.iloc[0])
+    transform = run_transform(runs.run_dir.iloc[0])
     table = compensate_table(runs)
     write_text(out / "table_compensate.csv", table.to_csv(index=False))
     head = (f"## Rotation compensation without a known angle ({POTAPOV_HYPERNETS})\n\nProtocol: {transform.describe()}. The model "
@@ -52,7 +52,7 @@ def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
             f"applies the same test to the rotated input itself. " + budget_note(runs, ROWS) + "\n\n" + markdown(table))
     write_text(out / "table_compensate.md", head + "\n")
     parts = [head]
-    curves = _curves(runs, transform.axis)
+    curves = family_curves(runs, transform.axis)
     if curves:
         fig = transform_curve_figure(curves, transform, "Rotation compensation, digit 4: MSE of the normalised digit "
                                                         f"versus {transform.axis}", column="digit_4")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import save_figure
-from ..published import CONTINUAL, CONTINUAL_METHODS, CONTINUAL_SOURCE
+from .published import CONTINUAL, CONTINUAL_METHODS, CONTINUAL_SOURCE
 from .common import markdown, mean_std, ordered, write_section
 
 BENCHMARKS = ("split_mnist", "permuted_mnist")
@@ -54,7 +54,7 @@ def _matrix(run_dir: str) -> pd.DataFrame | None:
 def average_curves(runs: pd.DataFrame, out: Path) -> Path | None:
     """Per benchmark: the mean accuracy over the tasks seen so far after each task (mean over seeds), per method;
     joint training as one point after the last task."""
-    from ..plots import plt
+    from ..viz.plots import plt
 
     runs = runs.assign(method=_method(runs))
     datas = ordered(runs.data.unique(), BENCHMARKS)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure
-from ..published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL, POTAPOV_INVARIANTS, published_column
+from .published import INVARIANCE, INVARIANCE_OTHERS, INVARIANCE_PROTOCOL, POTAPOV_INVARIANTS, published_column
 from .common import markdown, mean_std, ordered, write_section
 
 METRICS = (("ptest", "Ptest"), ("p34in", "P34in"), ("pout", "Pout"), ("pinv", "Pinv"))
@@ -39,8 +39,8 @@ def invariance_table(runs: pd.DataFrame) -> pd.DataFrame:
 def curves_figure(runs: pd.DataFrame, out: Path) -> Path | None:
     """Every model's acc_vs_angle.csv (mean over its seeds) in one figure; the shading is the first run's
     protocol (the published one, restricted34, when present)."""
-    from ..plots import angle_curves_figure
-    from ..rotation import RotationProtocol
+    from ..viz.plots import angle_curves_figure
+    from ..protocols.rotation import RotationProtocol
 
     curves = {}
     for model in ordered(runs.model.unique(), ROWS):

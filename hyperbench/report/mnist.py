@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
-from ..published import MNIST_LR_GRID, MNIST_TABLE2, VINEET, published_column, row_label
+from .published import MNIST_LR_GRID, MNIST_TABLE2, VINEET, published_column, row_label
 from .common import markdown, mean_std, ordered, selection_table
 
 
@@ -35,8 +35,8 @@ def mnist_lr_grid(ok: pd.DataFrame) -> pd.DataFrame:
 def figure2(ok: pd.DataFrame, out: Path) -> Path | None:
     """Figure 2 of Vineet's CS618 report: conv2 kernels learned by the ConvModel next to those a hypernetwork generates
     (the best-validation run of each kind)."""
-    from ..models import model_from_run
-    from ..plots import kernels_figure, labelled_kernels
+    from ..runs import model_from_run
+    from ..viz.plots import kernels_figure, labelled_kernels
 
     panels = {}
     for runs in (ok[ok.model == "conv"], ok[ok.model.str.startswith("hyper")]):

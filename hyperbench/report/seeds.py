@@ -1,5 +1,5 @@
 """Every configuration of every task over its seeds: one row per config (runs equal apart from seed
-and common.NOT_CONFIG), each headline metric as mean ± std (n). Covers tasks without a section of their own."""
+and config.NOT_MEASURED), each headline metric as mean ± std (n). Covers tasks without a section of their own."""
 from __future__ import annotations
 
 import json

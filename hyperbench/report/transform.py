@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import save_figure, write_text
-from ..published import POTAPOV_HYPERNETS, POTAPOV_INVARIANTS, SEMANTIC_VISION, TRANSFORM_AE
+from .published import POTAPOV_HYPERNETS, POTAPOV_INVARIANTS, SEMANTIC_VISION, TRANSFORM_AE
 from .common import markdown, ordered
 
 ROWS = ("ae", "aae", "hypernet_shallow", "hypernet_deep")
@@ -17,7 +17,7 @@ ANGLES = ((0.0,), (-45.0, 45.0), (-90.0, 90.0), (-180.0,))
 HEADS = ("0°", "-45° / +45°", "-90° / +90°", "180°")
 
 
-def _curves(runs: pd.DataFrame, axis: str) -> dict[str, pd.DataFrame]:
+def family_curves(runs: pd.DataFrame, axis: str) -> dict[str, pd.DataFrame]:
     """model -> its recon_vs_<axis>.csv (mean over its runs, e.g. seeds)."""
     out = {}
     for model in ordered(runs.model.unique(), ROWS):
@@ -82,22 +82,22 @@ def angle_table(runs: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def _transform(run_dir) -> object:
+def run_transform(run_dir) -> object:
     from omegaconf import OmegaConf
 
-    from ..tasks.transform import transform_of
+    from ..protocols.families import transform_of
 
     return transform_of(OmegaConf.load(Path(run_dir, ".hydra", "config.yaml")))
 
 
 def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
-    from ..transform_plots import transform_curve_figure
+    from ..viz.transform_plots import transform_curve_figure
 
     parts = []
     for family in sorted(runs["transform"].dropna().unique()):
         fam = runs[runs["transform"] == family]
-        transform = _transform(fam.run_dir.iloc[0])
-        curves = _curves(fam, transform.axis)
+        transform = run_transform(fam.run_dir.iloc[0])
+        curves = family_curves(fam, transform.axis)
         if not curves:
             continue
         head = (f"## Learning to {family}: autoencoders vs HyperNets ({POTAPOV_INVARIANTS}, {POTAPOV_HYPERNETS})\n\n"
@@ -118,7 +118,7 @@ def train_section(runs: pd.DataFrame, out: Path) -> list[str]:
 
 
 def transfer_section(runs: pd.DataFrame, out: Path, prefix: str = "", heading: str = "Transfer") -> list[str]:
-    from ..transform_plots import transform_curve_figure
+    from ..viz.transform_plots import transform_curve_figure
 
     parts = []
     for images in sorted(runs.eval_images.dropna().unique()):
@@ -127,7 +127,7 @@ def transfer_section(runs: pd.DataFrame, out: Path, prefix: str = "", heading: s
                  "in range": f"{r.curve_in_images:.3f}", "outside": f"{r.curve_out_images:.3f}",
                  "run": Path(str(r.eval_run)).name} for r in sel.itertuples()]
         table = pd.DataFrame(rows).sort_values("model", key=lambda s: s.map(lambda m: ordered(sel.model, ROWS).index(m)))
-        transform = _transform(sel.eval_run.iloc[0])
+        transform = run_transform(sel.eval_run.iloc[0])
         curves = {}
         for r in sel.itertuples():
             f = Path(r.run_dir, f"recon_vs_{transform.axis}.csv")

@@ -19,7 +19,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..published import (CIFAR_TABLES, INVARIANCE, INVARIANCE_PROTOCOL, MNIST_TABLE2, POTAPOV_HYPERNETS,
+from .published import (CIFAR_TABLES, INVARIANCE, INVARIANCE_PROTOCOL, MNIST_TABLE2, POTAPOV_HYPERNETS,
                          POTAPOV_INVARIANTS, VINEET)
 from .common import markdown, write_section
 

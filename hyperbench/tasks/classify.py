@@ -12,14 +12,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from ..augment import random_crop
+from ..data.geometry import random_crop
 from ..data import Split, load_data
-from ..engine import Objective, Trainer, resolve_device
-from ..files import save_figure, save_torch
-from ..models import model_from_config, model_from_run
-from ..plots import kernels_figure, labelled_kernels, training_curves
-from ..published import row_label
-from .common import fit_metrics, hypernet_label, fit_recorded, log, param_count, run_header, write_metrics
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
+from ..files import save_figure
+from ..models import model_from_config
+from ..viz.plots import kernels_figure, labelled_kernels, training_curves
+from ..report.published import row_label
+from ..runs import model_from_run
+from .common import fit_metrics, hypernet_label, fit_recorded, log, param_count, run_header, finish
 
 
 def classifier_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -92,9 +94,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     result = fit_recorded(trainer, model, data, classification_objective(cfg), cfg, run_dir, {**header, **counts})
     model.load_state_dict(result.best_state)
     metrics = {"status": "ok", **header, **counts, **fit_metrics(result, int(cfg.trainer.epochs))}
-    write_metrics(run_dir, metrics)
-    if cfg.trainer.save_model:
-        save_torch(result.best_state, run_dir / "model.pt")
+    finish(cfg, run_dir, metrics, result.best_state)
     title = f"{label} on {data.name}: test acc {100 * metrics['test_acc']:.2f}% at best val epoch {result.best_epoch}"
     save_figure(training_curves(pd.DataFrame(result.history), title), run_dir / "curves.png")
     if hasattr(model, "kernels"):

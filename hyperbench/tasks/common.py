@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from ..engine import FitResult
+from ..training.engine import FitResult
 from ..errors import HyperbenchError, StorageError
-from ..files import write_json, write_text
+from ..files import save_torch, write_json, write_text
 
 log = logging.getLogger("hyperbench")
 
@@ -65,6 +65,15 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     write_json(run_dir / "metrics.json", metrics)
 
 
+def finish(cfg: DictConfig, run_dir: Path, metrics: dict[str, Any], weights: dict | None = None) -> dict[str, Any]:
+    """The end every task shares: metrics.json, and with trainer.save_model the weights (the best epoch's) as
+    model.pt. Returns the metrics."""
+    write_metrics(run_dir, metrics)
+    if weights is not None and cfg.trainer.save_model:
+        save_torch(weights, run_dir / "model.pt")
+    return metrics
+
+
 def fit_metrics(result: FitResult, epochs_planned: int) -> dict[str, Any]:
     """Headline numbers of a fit: the best-validation epoch's val_* and test_* metrics."""
     times = [row["epoch_time_s"] for row in result.history]
@@ -87,7 +96,7 @@ def fit_metrics(result: FitResult, epochs_planned: int) -> dict[str, Any]:
 def epoch_recorder(cfg: DictConfig, run_dir: Path):
     """on_epoch callback for Trainer.fit: rewrite history.csv and feed the configured logger.
     Returns (callback, close)."""
-    from ..loggers import make_logger
+    from ..training.loggers import make_logger
 
     logger = make_logger(cfg, run_dir)
 
@@ -102,10 +111,8 @@ def fit_recorded(trainer, model: nn.Module, data, objective, cfg: DictConfig, ru
                  facts: dict[str, Any]) -> FitResult:
     """trainer.fit with everything a run records: checkpoints (and trainer.resume) in run_dir,
     history.csv and the logger after every epoch, and, if the fit stops (divergence, Ctrl-C,
-    crash), the history, best weights and partial metrics (`exc.partial_metrics`, which cli.run
+    crash), the history, best weights and partial metrics (`exc.partial_metrics`, which jobs.run
     writes into metrics.json) before the exception goes on."""
-    from ..files import save_torch
-
     trainer.run_dir = run_dir
     on_epoch, close_logger = epoch_recorder(cfg, run_dir)
     try:

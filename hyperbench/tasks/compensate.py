@@ -34,8 +34,8 @@ from omegaconf import DictConfig
 
 from ..data import DataBundle
 from ..files import save_figure, write_text
-from ..models.compensate import build_compensator, check_arch
-from ..transforms import Transform
+from ..models.compensator import build_compensator, check_arch
+from ..protocols.families import Transform
 from . import transform as base
 
 PAIR = (6, 9)
@@ -109,7 +109,7 @@ def six_nine(model, problem: Compensate, data: DataBundle, cfg: DictConfig, run_
               "six_nine_input_confused_in": both("input", inside), "six_nine_input_confused_out": both("input", ~inside),
               "six_nine_upright_confused": upright.mean().item(), **{f"six_nine_images_{d}": len(tests[d]) for d in PAIR}}
     write_text(run_dir / "six_nine.csv", df.to_csv(index=False))
-    from ..transform_plots import six_nine_figure
+    from ..viz.transform_plots import six_nine_figure
 
     save_figure(six_nine_figure(df, transform, f"{cfg.model.name}: rotated 6s and 9s whose normalisation is closer "
                                                f"to the other digit"), run_dir / "six_nine.png")

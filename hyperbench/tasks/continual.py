@@ -22,7 +22,6 @@ Every fit reseeds itself, so the resumed accuracy matrix equals the uninterrupte
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -31,19 +30,19 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from ..cl_data import Benchmark, check_benchmark, load_benchmark
-from ..cl_methods import Method, make_method
-from ..cl_metrics import summary
+from ..continual.benchmarks import Benchmark, check_benchmark, load_benchmark
+from ..continual.methods import Method, make_method
+from ..continual.metrics import summary
 from ..data import Split
-from ..engine import CHECKPOINT, CHECKPOINT_FORMAT, Objective, Trainer, load_checkpoint, resolve_device
+from ..training.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, load_checkpoint
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
 from ..errors import CheckpointError
 from ..files import save_figure, save_torch, write_text
-from ..models.continual import MultiHeadMLP, TaskHypernet
-from .common import fit_recorded, log, param_count, run_header, write_history, write_metrics
+from ..models.multihead_mlp import MultiHeadMLP, TaskHypernet
+from .common import fit_recorded, log, param_count, run_header, write_history, finish
 
 IN_FEATURES = 28 * 28
-# Test-only: SIGKILL the process after this many epochs of this task (env "t:epoch"), i.e. inside the sequence.
-KILL_HOOK = "HYPERBENCH_TEST_KILL_IN_TASK"
 
 
 def build_model(cfg: DictConfig, bench: Benchmark):
@@ -115,19 +114,6 @@ def _load_sequence(path: Path, cfg) -> dict | None:
     return state
 
 
-def _kill_hook(stage) -> None:
-    """Arm the engine's own kill hook for the task named in HYPERBENCH_TEST_KILL_IN_TASK ("t:epoch")."""
-    from ..engine import KILL_HOOK as ENGINE_HOOK
-
-    want = os.environ.get(KILL_HOOK)
-    if not want:
-        return
-    if want.split(":")[0] == str(stage):
-        os.environ[ENGINE_HOOK] = want.split(":")[1]
-    else:
-        os.environ.pop(ENGINE_HOOK, None)
-
-
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     n_tasks, classes = check_benchmark(cfg.data)
     method = make_method(cfg.get("cl"))  # settings checked before any data is read
@@ -170,7 +156,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         method.before_task(model, t)
         data = bench.tasks[t] if method.sequential else bench.joint()
         trainer = Trainer(cfg.trainer, device, int(cfg.seed) * 1000 + i, log=log.info)
-        _kill_hook(stage)
         fit = fit_recorded(trainer, model, data, objective, cfg, task_dir, {**header, **counts})
         method.after_task(model, t, data.train, bench)
         row = [task_accuracy(model, bench, j, bs) if j <= t else float("nan") for j in range(n_tasks)]
@@ -185,7 +170,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _finish(cfg, run_dir: Path, model, bench, method, stages, rows, histories, wall, facts) -> dict:
-    from ..cl_plots import accuracy_heatmap, learning_curves
+    from ..viz.cl_plots import accuracy_heatmap, learning_curves
 
     labels = [f"after task {s}" if method.sequential else "joint" for s in stages]
     acc = pd.DataFrame(rows, index=labels, columns=[f"task {j}" for j in range(bench.n_tasks)])
@@ -199,9 +184,7 @@ def _finish(cfg, run_dir: Path, model, bench, method, stages, rows, histories, w
         r["global_epoch"] = k + 1
     history = pd.DataFrame(flat)
     write_history(run_dir, flat)
-    write_metrics(run_dir, metrics)
-    if cfg.trainer.save_model:
-        save_torch(model.state_dict(), run_dir / "model.pt")
+    finish(cfg, run_dir, metrics, model.state_dict())
     title = (f"cl={cfg.cl.name} on {bench.name}\naverage accuracy {100 * metrics['avg_acc']:.2f}%"
              + (f", BWT {100 * metrics['bwt']:+.2f}" if metrics.get("bwt") is not None else ""))
     save_figure(accuracy_heatmap(acc, title), run_dir / "acc_matrix.png")

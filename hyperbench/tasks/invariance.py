@@ -23,13 +23,15 @@ import torch
 from omegaconf import DictConfig
 
 from ..data import DataBundle, Split, dataset_info, load_data
-from ..engine import Objective, Trainer, resolve_device
-from ..files import save_figure, save_torch, write_text
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
+from ..files import save_figure, write_text
 from ..models import model_from_config
-from ..plots import angle_curves_figure, training_curves
-from ..rotation import RotationProtocol, protocol_views, rotate
+from ..viz.plots import angle_curves_figure, training_curves
+from ..data.geometry import rotate
+from ..protocols.rotation import RotationProtocol, protocol_views
 from .classify import accuracy_eval, classifier_loss
-from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
+from .common import fit_metrics, fit_recorded, log, param_count, run_header, finish
 from .reconstructions import reconstruction_grid
 
 
@@ -130,22 +132,20 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     bs = int(cfg.trainer.eval_batch_size)
     t_eval = time.perf_counter()
     with torch.inference_mode():
-        scores = protocol_metrics(model, test, protocol, int(task.eval_repeats), seed + 100, bs, trainer._fmt)
+        scores = protocol_metrics(model, test, protocol, int(task.eval_repeats), seed + 100, bs, trainer.fmt)
         curve = angle_curve(model, test, protocol, float(task.curve_step),
-                            None if task.curve_images is None else int(task.curve_images), bs, trainer._fmt)
+                            None if task.curve_images is None else int(task.curve_images), bs, trainer.fmt)
         grid = {}
         if hasattr(model, "reconstruct"):  # capsnet: its decoder's view of the restricted digits
             grid = {"reconstructions": reconstruction_grid(
                 model, test, protocol, list(task.recon_angles), int(task.recon_per_digit),
                 run_dir / "reconstructions.png", f"{cfg.model.name}, rotation={protocol.name}: input above "
-                f"reconstruction (masked by the predicted digit)", trainer._fmt)}
+                f"reconstruction (masked by the predicted digit)", trainer.fmt)}
     metrics = {"status": "ok", **header, **facts, **scores, **fit_metrics(result, int(cfg.trainer.epochs)), **grid,
                "eval_time_s": round(time.perf_counter() - t_eval, 2),
                "run_time_s": round(time.perf_counter() - t_start, 2)}
     write_text(run_dir / "acc_vs_angle.csv", curve.to_csv(index=False))
-    write_metrics(run_dir, metrics)
-    if cfg.trainer.save_model:
-        save_torch(result.best_state, run_dir / "model.pt")
+    finish(cfg, run_dir, metrics, result.best_state)
     title = (f"{cfg.model.name}, rotation={protocol.name}: Ptest {scores['ptest']:.3f}"
              + "".join(f", {k} {scores[k]:.3f}" for k in protocol.eval_ranges))
     save_figure(angle_curves_figure({str(cfg.model.name): curve}, protocol, title), run_dir / "acc_vs_angle.png")

@@ -10,7 +10,8 @@ import torch
 
 from ..data import Split
 from ..files import save_figure
-from ..rotation import RotationProtocol, rotate
+from ..data.geometry import rotate
+from ..protocols.rotation import RotationProtocol
 
 
 def inside(angle: float, lo: float, hi: float) -> bool:
@@ -36,7 +37,7 @@ def reconstruction_grid(model, split: Split, protocol: RotationProtocol, angles:
     lo, hi = protocol.restricted_range
     cols = [f"{a:+g}° ({'in' if inside(a, lo, hi) else 'out'})" for a in angles]
     cells = [[f"read as {protocol.digits[int(p)]}" for p in row] for row in pred]
-    from ..plots import reconstruction_figure
+    from ..viz.plots import reconstruction_figure
 
     save_figure(reconstruction_figure(rotated, recon, names, cols, cells, title), out)
     return {"digits": list(protocol.restricted), "angles": [float(a) if a % 1 else int(a) for a in angles]}

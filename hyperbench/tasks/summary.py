@@ -12,7 +12,7 @@ from ..data import dataset_info
 from ..files import write_text
 from ..models import model_from_config
 from ..hyper import GeneratedWeight, KernelGenerator, layer_table, parameter_counts
-from .common import hypernet_label, param_count, write_metrics
+from .common import hypernet_label, param_count, finish
 
 # training images of each dataset before the validation split is taken out (for steps per epoch)
 TRAIN_IMAGES = {"mnist": 60000, "cifar10": 50000}
@@ -74,7 +74,7 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
     (the classify/invariance loss, the trainer's optimizer, batch size, device and memory format) on random
     images of `shape`, times the steps in an epoch (task.time_train_size, default the dataset's training split
     after data.val_size and data.train_size, over the batch size). Data loading and evaluation not included."""
-    from ..engine import Trainer, resolve_device
+    from ..training.engine import Trainer, resolve_device
     from .classify import classifier_loss
     from .transform import transform_loss
 
@@ -111,7 +111,7 @@ def epoch_time(cfg: DictConfig, model, shape: tuple[int, int, int], num_classes:
 
 def condition_width(model) -> int | None:
     """Parameters a transform model's condition has (its ParamControl's input), None for a classifier."""
-    from ..models.transform import ParamControl
+    from ..models.conditional import ParamControl
 
     widths = [m.in_features for m in model.modules() if isinstance(m, ParamControl)]
     return widths[0] if widths else None
@@ -136,5 +136,4 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     metrics = {"status": "summary", "task": "summary", "data": str(cfg.data.name), "model": str(cfg.model.name),
                "seed": int(cfg.seed), "total_params": param_count(model),
                "conv_params": model.conv_params() if hasattr(model, "conv_params") else None, **facts}
-    write_metrics(run_dir, metrics)  # its own status: the report lists it apart, never as a failure
-    return metrics
+    return finish(cfg, run_dir, metrics)  # its own status "summary": the report lists it apart, never as a failure

@@ -35,13 +35,15 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from ..data import DataBundle, Split, load_data
-from ..engine import Objective, Trainer, resolve_device
+from ..training.engine import Trainer, resolve_device
+from ..training.objectives import Objective
 from ..errors import ConfigError
-from ..files import save_figure, save_torch, write_text
-from ..images import load_images, to_tensor
-from ..models import create_model, model_from_run
-from ..transforms import Transform, transform_from_config
-from .common import fit_metrics, fit_recorded, log, param_count, run_header, write_metrics
+from ..files import save_figure, write_text
+from ..data.images import load_images, to_tensor
+from ..models import create_model
+from ..protocols.families import Transform, transform_of
+from ..runs import model_from_run
+from .common import fit_metrics, fit_recorded, log, param_count, run_header, finish
 
 
 def model_options(cfg: DictConfig) -> dict:
@@ -52,10 +54,6 @@ def model_options(cfg: DictConfig) -> dict:
 def build_model(cfg: DictConfig, transform: Transform, shape=(1, 28, 28)) -> torch.nn.Module:
     return create_model(str(cfg.model.arch), n_params=transform.n_params, in_channels=shape[0],
                         image_size=shape[1], **model_options(cfg))
-
-
-def transform_of(cfg: DictConfig) -> Transform:
-    return transform_from_config(cfg.get("transform"), cfg.get("rotation"), float(cfg.data.scale[0]))
 
 
 class Learn:
@@ -196,7 +194,7 @@ def digit_metrics(model, test: Split, problem: Learn, per_digit: int | None, see
 
 
 def write_curve_files(run_dir: Path, df: pd.DataFrame, transform: Transform, title: str) -> None:
-    from ..transform_plots import transform_curve_figure
+    from ..viz.transform_plots import transform_curve_figure
 
     name = f"recon_vs_{transform.axis}"
     write_text(run_dir / f"{name}.csv", df.to_csv(index=False))
@@ -207,7 +205,7 @@ def write_curve_files(run_dir: Path, df: pd.DataFrame, transform: Transform, tit
 def write_grid(path: Path, model, x: torch.Tensor, problem: Learn, title: str, fmt=lambda t: t) -> None:
     """Input column, then a pair for each of the family's grid values: expected | produced (task=transform),
     rotated input | normalised (task=compensate)."""
-    from ..transform_plots import transform_grid_figure
+    from ..viz.transform_plots import transform_grid_figure
 
     transform = problem.transform
     values = torch.tensor(transform.grid_values(), device=x.device)
@@ -262,9 +260,7 @@ def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
     result = fit_recorded(trainer, model, data, problem_objective(problem, seed), cfg, run_dir, {**header, **facts})
     model.load_state_dict(result.best_state)
     model.eval()
-    if cfg.trainer.save_model:
-        save_torch(result.best_state, run_dir / "model.pt")
-    bs, fmt = int(cfg.trainer.eval_batch_size), trainer._fmt
+    bs, fmt = int(cfg.trainer.eval_batch_size), trainer.fmt
     test = raw.test
     t_eval = time.perf_counter()
     per = None if task.curve_images is None else int(task.curve_images)
@@ -290,10 +286,10 @@ def run(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> dict:
                "steps": len(result.history) * (len(raw.train) // min(int(cfg.trainer.batch_size), len(raw.train))),
                "eval_time_s": round(time.perf_counter() - t_eval, 2),
                "run_time_s": round(time.perf_counter() - t_start, 2)}
-    write_metrics(run_dir, metrics)
+    finish(cfg, run_dir, metrics, result.best_state)
     write_curve_files(run_dir, df, transform,
                       f"{cfg.model.name}: reconstruction MSE versus {transform.axis} ({transform.name})")
-    from ..transform_plots import loss_curves
+    from ..viz.transform_plots import loss_curves
 
     save_figure(loss_curves(pd.DataFrame(result.history), f"{cfg.model.name}, transform={transform.name}"),
                 run_dir / "curves.png")
@@ -335,7 +331,7 @@ def run_transfer(cfg: DictConfig, run_dir: Path, kind: type[Learn] = Learn) -> d
                "eval_images": str(cfg.eval.images), "n_images": len(x), "transform": transform.name,
                "protocol": transform.describe(), "curve_mean": float(df["images"].mean()),
                **curve_ranges(df, transform, ["images"]), "run_time_s": round(time.perf_counter() - t_start, 2)}
-    write_metrics(run_dir, metrics)
+    finish(cfg, run_dir, metrics)
     write_curve_files(run_dir, df, transform, f"{trained.model.name} on {cfg.eval.images} ({len(x)} images): "
                                               f"reconstruction MSE versus {transform.axis}")
     log.info(f"{trained.model.name} on {cfg.eval.images}: {len(x)} images, mean loss over the curve "
