@@ -68,9 +68,9 @@ def ours_run(cfg, case, device, epochs: int) -> dict:
             "eval_images": len(data.val) + len(data.test)}
 
 
-def step_only_s(cfg, case, device, steps: int = 8) -> float:
-    """Seconds an epoch of our training steps takes on one fixed, already augmented batch: the model's
-    forward + backward + optimizer step alone, no data work. No pipeline can train faster than this."""
+def fixed_batch(cfg, case, device):
+    """(trainer, model on the device, loss, x, y, steps per epoch, batch) for the run's recipe, on one fixed,
+    already augmented batch."""
     seed_everything(int(cfg.seed))
     data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))
     model = case["build"](cfg) if "build" in case else model_from_config(cfg.model, data.num_classes, data.shape)
@@ -80,7 +80,14 @@ def step_only_s(cfg, case, device, steps: int = 8) -> float:
     x, y = data.train.x[:bs], data.train.y[:bs]
     if objective.augment is not None:
         x, y = objective.augment(x, y, torch.Generator(device=device).manual_seed(0))
-    return trainer.step_seconds(model.to(device), objective.loss, x, y, steps, warmup=2) * (len(data.train) // bs)
+    return trainer, model.to(device), objective.loss, x, y, len(data.train) // bs, bs
+
+
+def step_only_s(cfg, case, device, steps: int = 8) -> float:
+    """Seconds an epoch of our training steps takes on one fixed, already augmented batch: the model's
+    forward + backward + optimizer step alone, no data work. No pipeline can train faster than this."""
+    trainer, model, loss, x, y, per_epoch, _ = fixed_batch(cfg, case, device)
+    return trainer.step_seconds(model, loss, x, y, steps, warmup=2) * per_epoch
 
 
 # ---------------------------------------------------------------- the cases

@@ -102,10 +102,7 @@ def binding(flops: float, nbytes: float, seconds: float, matmul_flops_s: float, 
 
 def family_setup(name: str, device, precision: str, batch: int | None = None):
     """(trainer, model, loss, x, y, steps per epoch, batch) for a family, on one fixed, already augmented batch."""
-    from bench import classify_case, invariance_case, run_config, transform_case
-    from hyperbench.data import load_data
-    from hyperbench.training.engine import Trainer, seed_everything
-    from hyperbench.models import model_from_config
+    from bench import classify_case, fixed_batch, invariance_case, run_config, transform_case
 
     kind, overrides = FAMILIES[name]
     case = {"classify": classify_case, "invariance": lambda: invariance_case(overrides),
@@ -113,17 +110,7 @@ def family_setup(name: str, device, precision: str, batch: int | None = None):
     extra = ["trainer.amp=bf16"] if precision == "bf16" else ["trainer.amp=off"]
     if batch is not None:  # quick checks and tests (small datasets too); the table's numbers use the recipe's batch
         extra += [f"trainer.batch_size={batch}", "data.val_size=100"]
-    cfg = run_config(overrides + extra, device, 1)
-    seed_everything(int(cfg.seed))
-    data = case.get("prepare", lambda d: d)(load_data(cfg.data, device))
-    model = case["build"](cfg) if "build" in case else model_from_config(cfg.model, data.num_classes, data.shape)
-    trainer = Trainer(cfg.trainer, device, int(cfg.seed), log=lambda s: None)
-    objective = case["objective"](cfg)
-    bs = int(cfg.trainer.batch_size)
-    x, y = data.train.x[:bs], data.train.y[:bs]
-    if objective.augment is not None:
-        x, y = objective.augment(x, y, torch.Generator(device=device).manual_seed(0))
-    return trainer, model.to(device), objective.loss, x, y, len(data.train) // bs, bs
+    return fixed_batch(run_config(overrides + extra, device, 1), case, device)
 
 
 def measure(name: str, device, precision: str, steps: int, min_bytes: int, old: bool = False,
