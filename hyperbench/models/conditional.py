@@ -250,6 +250,9 @@ class _FusedMixing(torch.autograd.Function):
         return dx, dh, dw, dbias, None, None
 
 
+MIXINGS = ("softmax", "linear", "scaled")
+
+
 class GeneratedMixing(nn.Module):
     """A square layer y = W(c) x whose n x n weights the control signal c produces per example:
     logits = head(c) viewed as [N, n_in, n_out], softmax over the input index, y_j = sum_i W_ij x_i.
@@ -258,19 +261,33 @@ class GeneratedMixing(nn.Module):
     fused=True (the shallow HyperNet's 784x784 layer) trains on the CPU without autocast through
     _FusedMixing: the same function and gradients (tests/test_transform.py compares them with this plain
     path), without the per-example softmax tensor; elsewhere (one condition for the batch, CUDA, autocast)
-    the plain path runs."""
+    the plain path runs.
 
-    def __init__(self, control: nn.Module, n: int, fused: bool = False):
+    mixing (ablations of the deep HyperNet): `softmax` as above; `linear`: W(c) = head(c), a plain generated
+    matrix; `scaled`: W = V * softmax(head(c)) with a learned V (the alternative the semantic-vision code leaves
+    commented out: `W = tf.get_variable`)."""
+
+    def __init__(self, control: nn.Module, n: int, fused: bool = False, mixing: str = "softmax"):
         super().__init__()
-        self.control, self.n, self.fused = control, n, fused
+        if mixing not in MIXINGS:
+            raise ConfigError(f"model.mixing='{mixing}' is not one of {', '.join(MIXINGS)}.")
+        self.control, self.n, self.fused, self.mixing = control, n, fused and mixing == "softmax", mixing
         self.workspace = _Workspace()
         self.head = nn.Linear(control.out_features, n * n)
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
+        self.scale = nn.Parameter(torch.ones(n, n)) if mixing == "scaled" else None
 
     def weights(self, cond: torch.Tensor) -> torch.Tensor:
-        """[N, n_in, n_out], each column a distribution over the inputs."""
-        return torch.softmax(self.head(self.control(cond)).view(-1, self.n, self.n), dim=1)
+        """[N, n_in, n_out]: with softmax mixing each column a distribution over the inputs."""
+        return self.weights_of(self.control(cond))
+
+    def weights_of(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.head(h).view(-1, self.n, self.n)
+        if self.mixing == "linear":
+            return logits
+        w = torch.softmax(logits, dim=1)
+        return w if self.scale is None else self.scale * w
 
     def use_fused(self, x: torch.Tensor, h: torch.Tensor) -> bool:
         return (self.fused and x.device.type == "cpu" and len(h) == len(x) > 1
@@ -281,7 +298,7 @@ class GeneratedMixing(nn.Module):
         if self.use_fused(x, h):
             return _FusedMixing.apply(x.contiguous(), h.contiguous(), self.head.weight, self.head.bias, self.n,
                                      self.workspace)
-        w = torch.softmax(self.head(h).view(-1, self.n, self.n), dim=1)
+        w = self.weights_of(h)
         if w.shape[0] == 1:  # one condition for the whole batch (evaluation at a fixed angle): one matmul
             return x @ w[0]
         return torch.einsum("ni,nij->nj", x, w)
@@ -299,29 +316,6 @@ class ShallowHyperNet(nn.Module):
         return self.mix(x.flatten(1), cond).view(-1, *self.shape)
 
 
-class GeneratedLayer(GeneratedMixing):
-    """The deep HyperNet's generated layer without the convex-combination constraint (ablations):
-    `linear`: W(c) = head(c), a plain generated matrix; `scaled`: W = V * softmax(head(c)) with a learned V
-    (the alternative the semantic-vision code leaves commented out: `W = tf.get_variable`)."""
-
-    def __init__(self, control: nn.Module, n: int, mixing: str):
-        super().__init__(control, n)
-        self.mixing = mixing
-        self.scale = nn.Parameter(torch.ones(n, n)) if mixing == "scaled" else None
-
-    def weights(self, cond: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.control(cond)).view(-1, self.n, self.n)
-        if self.scale is None:
-            return logits
-        return self.scale * torch.softmax(logits, dim=1)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ni,nij->nj", x, self.weights(cond).expand(len(x), -1, -1))
-
-
-MIXINGS = ("softmax", "linear", "scaled")
-
-
 class DeepHyperNet(nn.Module):
     """The convolutional HyperNet: a conv encoder to `code` units, the generated code x code mixing layer,
     a dense + deconvolution decoder (TensorFlow 'same' padding for 5x5 stride 2: 28 -> 14 -> 7 -> 14 -> 28)."""
@@ -334,7 +328,7 @@ class DeepHyperNet(nn.Module):
         flat = c2 * self.side * self.side
         self.encoder = nn.Sequential(nn.Conv2d(in_channels, c1, 5, 2, 2), nn.ReLU(),
                                      nn.Conv2d(c1, c2, 5, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(flat, code))
-        self.mix = GeneratedMixing(control, code) if mixing == "softmax" else GeneratedLayer(control, code, mixing)
+        self.mix = GeneratedMixing(control, code, mixing=mixing)
         self.fc = nn.Linear(code, flat)
         self.deconvs = nn.Sequential(nn.ConvTranspose2d(c2, c1, 5, 2, 2, output_padding=1), nn.ReLU(),
                                      nn.ConvTranspose2d(c1, in_channels, 5, 2, 2, output_padding=1), nn.Tanh())
@@ -414,8 +408,6 @@ def hypernet_shallow(n_params: int = 2, in_channels: int = 1, image_size: int = 
 def hypernet_deep(n_params: int = 2, in_channels: int = 1, image_size: int = 28, channels=(10, 20), code: int = 200,
                   control_hidden: int = 64, mixing: str = "softmax", control: nn.Module | None = None) -> DeepHyperNet:
     _check_size(image_size)
-    if mixing not in MIXINGS:
-        raise ConfigError(f"model.mixing='{mixing}' is not one of {', '.join(MIXINGS)}.")
     control = control if control is not None else ParamControl(n_params, positive_int("control_hidden", control_hidden))
     return DeepHyperNet(control, in_channels, image_size, _pair("channels", channels), positive_int("code", code),
                         mixing)
