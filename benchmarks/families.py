@@ -124,7 +124,7 @@ def measure(name: str, device, precision: str, steps: int, min_bytes: int, old: 
     xf = trainer.fmt(x)
 
     def step():  # what Trainer.step_seconds times, once, for the counters
-        with trainer._autocast():
+        with trainer.autocast():
             value = loss(model, xf, y)
         opt.zero_grad(set_to_none=True)
         value.backward()

@@ -181,7 +181,7 @@ class Trainer:
         self.log(f"torch.compile ({self.compile_backend}): {type(model).__name__}.{', .'.join(names)}")
         return wrapped, tuple(names)
 
-    def _autocast(self):
+    def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
@@ -201,7 +201,7 @@ class Trainer:
         trained, _ = self.compiled(model)
 
         def step():
-            with self._autocast():
+            with self.autocast():
                 value = loss(trained, x, y)
             opt.zero_grad(set_to_none=True)
             value.backward()
@@ -232,7 +232,7 @@ class Trainer:
         torch.compile wrapper of `model` to call instead (trainer.compile)."""
         model.eval()
         with torch.inference_mode():
-            return objective.evaluate(AutocastModel(model if compiled is None else compiled, self._autocast),
+            return objective.evaluate(AutocastModel(model if compiled is None else compiled, self.autocast),
                                       Split(self.fmt(split.x), split.y), int(self.cfg.eval_batch_size))
 
     @property
@@ -347,7 +347,7 @@ class Trainer:
             x, y = data.train.x[idx], data.train.y[idx]
             if objective.augment is not None:
                 x, y = objective.augment(x, y, run.gen)
-            with self._autocast():
+            with self.autocast():
                 loss = objective.loss(run.train_model, self.fmt(x), y)
             opt.zero_grad(set_to_none=True)
             if scaler is None:
