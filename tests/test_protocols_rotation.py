@@ -1,6 +1,5 @@
 """hyperbench/rotation.py: the sign convention, the protocol's sampler, its parsing, and the views
 each metric is computed on."""
-import math
 
 import pytest
 import torch

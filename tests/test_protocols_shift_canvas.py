@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 import torch
 
-from hyperbench.errors import ConfigError
 from hyperbench.models import create_model
 from hyperbench.protocols.families import transform_from_config
 

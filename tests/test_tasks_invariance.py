@@ -1,6 +1,5 @@
 """task=invariance: each metric on exactly its digits and angle range (a stub model that reads the
 angle off the image), the invariance study's CNN shapes and exact parameter counts, the hypernetwork row."""
-import math
 
 import pytest
 import torch
