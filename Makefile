@@ -48,13 +48,17 @@ run: install
 	$(BIN)/hyperbench model=hyper5_5 data=mnist trainer.epochs=$(EPOCHS)
 
 ## The test suite, both tiers: the fast in-process tests and the slow ones that run the hyperbench command.
+## One pytest-xdist worker per core (TEST_WORKERS), one thread each: most of the time is single-threaded work
+## (interpreter start-up, small ops), so the cores serve separate tests (docs/development.md).
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 test: install
-	$(BIN)/pytest -q
+	$(PYTEST_PARALLEL)
 
 ## The fast tier only (in-process: configs, validation messages, models, metrics, geometry), for the edit loop.
 ## One thread: the fast tier took 70 s against 99 s with two on an idle 2-core CPU (its work is small ops).
 test-fast: install
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow"
+	$(PYTEST_PARALLEL) -m "not slow"
 
 summary: install
 	$(BIN)/hyperbench task=summary model=hyper5_5 data=mnist
