@@ -59,8 +59,9 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "rotation": OmegaConf.select(cfg, "rotation.name"),
                 "config": cfg,
             }
-            row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
-            rows.append(row)
+            # metrics.json's own "model" is model.name: the config's label (a hypernetized run as the row it
+            # builds) and the other config keys above take precedence over its scalars
+            rows.append({**{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}, **row})
     return pd.DataFrame(rows)
 
 
