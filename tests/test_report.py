@@ -160,6 +160,12 @@ def test_a_hypernetized_conv_run_is_its_table_row_whatever_its_metrics_call_the_
     runs = load_runs([tmp_path]).set_index("run_dir")
     assert [runs.model[str(tmp_path / n)] for n in ("plain", "h55", "h55ha")] == \
         ["conv", "hyper5_5", "conv+static z5_d5 init=ha"]
+    # an evaluation of a trained run (eval.run=...) is reported as the model its metrics name
+    d = tmp_path.parent / "transfer"
+    (d / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg_of("task=transform"), d / ".hydra" / "config.yaml")
+    (d / "metrics.json").write_text(json.dumps({"status": "ok", "model": "hypernet_deep", "mode": "transfer"}))
+    assert load_runs([d]).model[0] == "hypernet_deep"
     build_report([tmp_path], tmp_path / "report")
     t = pd.read_csv(tmp_path / "report" / "table2_mnist.csv").set_index("Model")
     assert t.loc["ConvModel", "Best Test Accuracy"] == "98.90%" and t.loc["ConvModel", "Count check"] == "match"
