@@ -131,7 +131,7 @@ REPRO_INVARIANCE_EPOCHS ?= 20
 REPRO_INVARIANCE_SEEDS ?= 0,1
 REPRO_CIFAR1_EPOCHS ?= 100
 REPRO_CIFAR2_EPOCHS ?= 60
-REPRO_SHIFT_EPOCHS ?= 3
+REPRO_SHIFT_EPOCHS ?= 5
 # the autoencoder with the semantic-vision code's recipe (TensorFlow initialisation and RMSProp): with PyTorch's
 # defaults it collapses to the all-background output on the full split (docs/studies/transformations.md)
 REPRO_AE_RECIPE ?= model.init=glorot trainer.optimizer=rmsprop_tf trainer.momentum=0.0
@@ -149,7 +149,8 @@ reproduce-transformations: install
 
 ## Shift as the semantic-vision code did it (68x68 canvas, +-20 px): autoencoder vs deep HyperNet.
 reproduce-shift: install
-	$(BIN)/hyperbench -m task=transform transform=shift68 model=ae,hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68
+	$(BIN)/hyperbench -m task=transform transform=shift68 model=hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68/deep
+	$(BIN)/hyperbench -m task=transform transform=shift68 model=ae seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_AE_RECIPE) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68/ae
 	$(BIN)/hyperbench-report $(REPRO_DIR)/shift68
 
 ## Invariance rows at a longer budget, with the rotation-equivariant row beside them.
