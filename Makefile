@@ -49,14 +49,13 @@ run: install
 
 ## The test suite, both tiers: the fast in-process tests and the slow ones that run the hyperbench command.
 ## One pytest-xdist worker per core (TEST_WORKERS), one thread each: most of the time is single-threaded work
-## (interpreter start-up, small ops), so the cores serve separate tests (docs/development.md).
+## (interpreter start-up, small ops), so the cores serve separate test files (each module's fixtures built once).
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL = OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL = OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: install
 	$(PYTEST_PARALLEL)
 
 ## The fast tier only (in-process: configs, validation messages, models, metrics, geometry), for the edit loop.
-## One thread: the fast tier took 70 s against 99 s with two on an idle 2-core CPU (its work is small ops).
 test-fast: install
 	$(PYTEST_PARALLEL) -m "not slow"
 

@@ -9,8 +9,6 @@ import pytest
 from .conftest import in_process
 from .test_cli_transform import PNG, TINY, assert_learned_and_recorded
 
-# one pytest-xdist worker runs this module: its module-scoped training fixture is built once
-pytestmark = pytest.mark.xdist_group("compensate")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ import pytest
 
 from .conftest import in_process
 
-# one pytest-xdist worker runs this module: its module-scoped training fixture is built once
-pytestmark = pytest.mark.xdist_group("transform")
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["data.val_size=100", "data.train_size=200", "trainer.batch_size=100", "trainer.epochs=2",

@@ -17,8 +17,6 @@ from hyperbench.report import build_report
 
 from .conftest import TINY, in_process
 
-# one pytest-xdist worker runs this module: its module-scoped training fixture is built once
-pytestmark = pytest.mark.xdist_group("cifar")
 
 PNG = b"\x89PNG"
 
