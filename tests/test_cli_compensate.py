@@ -10,7 +10,6 @@ from .conftest import in_process
 from .test_cli_transform import PNG, TINY, assert_learned_and_recorded
 
 
-
 @pytest.fixture(scope="module")
 def trained(fake_mnist, tmp_path_factory):
     sweep = tmp_path_factory.mktemp("compensate")

@@ -8,7 +8,6 @@ import pytest
 
 from .conftest import in_process
 
-
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["data.val_size=100", "data.train_size=200", "trainer.batch_size=100", "trainer.epochs=2",
         "task.epoch_eval_images=50", "task.metric_images=5", "task.curve_images=3", "task.grid_images=2"]

@@ -17,7 +17,6 @@ from hyperbench.report import build_report
 
 from .conftest import TINY, in_process
 
-
 PNG = b"\x89PNG"
 
 
