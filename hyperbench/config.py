@@ -57,10 +57,16 @@ def flat_config(cfg) -> dict:
     return dict(walk(container))
 
 
+# Settings added after runs were recorded, at the value that reproduces the code before them: a run written
+# before a setting existed compares equal (resume, the report's pooling) to one that has it at this value.
+ADDED_LATER = {"trainer.fused": False, "model.mixing": "softmax", "model.init": "torch"}
+
+
 def unset(key: str, value) -> bool:
-    """A setting that means "not used" (null, or hypernet=none): equal to its absence, so runs written before
-    a config group existed compare equal to runs that have it at its default."""
-    return value is None or (key == "hypernet.name" and value == "none")
+    """A setting that means "not used" (null, or hypernet=none) or one added later at its old behaviour
+    (ADDED_LATER): equal to its absence, so runs written before it existed compare equal to runs that have it."""
+    return (value is None or (key == "hypernet.name" and value == "none")
+            or (key in ADDED_LATER and ADDED_LATER[key] == value and type(ADDED_LATER[key]) is type(value)))
 
 
 def measured_settings(cfg, ignore: tuple[str, ...] = NOT_MEASURED) -> dict:
@@ -116,6 +122,7 @@ RULES: dict[str, Rule] = {
     "trainer.amp": ("str", lambda v: v in ("auto", "off", "bf16", "fp16"), "one of auto, off, bf16, fp16",
                     "trainer.amp=bf16"),
     "trainer.compile": ("bool", lambda v: True, "true or false", "trainer.compile=true"),
+    "trainer.fused": ("bool", lambda v: True, "true or false", "trainer.fused=true"),
     "logger.name": ("str", lambda v: v in ("csv", "tensorboard"), "one of csv, tensorboard", "logger=tensorboard"),
 }
 

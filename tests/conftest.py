@@ -77,40 +77,47 @@ def hyperbench(*args: str, data_root: Path | None = None, offline: bool = True, 
                           cwd=cwd or ROOT, timeout=600)
 
 
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """run_cli(*args, data_root=None) -> CompletedProcess: the `hyperbench` command run in this process (cli.main
-    with these arguments), for the checks that refuse bad input before any training: no interpreter start-up.
-    Offline as hyperbench(...) is."""
-    from hyperbench import cli, jobs
+OFFLINE = {var: "http://127.0.0.1:9" for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
 
-    def run(*args: str, data_root: Path | None = None) -> subprocess.CompletedProcess:
-        loggers = [logging.root, *(v for v in logging.Logger.manager.loggerDict.values()
-                                   if isinstance(v, logging.Logger))]
-        saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
-        try:
-            return run_here(*args, data_root=data_root)
-        finally:  # Hydra configured logging for the job: leave the process's logging as it was
-            for lg, handlers, level, propagate, disabled in saved:
-                lg.handlers[:] = handlers
-                lg.setLevel(level)
-                lg.propagate, lg.disabled = propagate, disabled
 
-    def run_here(*args: str, data_root: Path | None) -> subprocess.CompletedProcess:
-        with monkeypatch.context() as m:
-            if data_root is not None:
-                m.setenv("HYPERBENCH_DATA", str(data_root))
-            for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-                m.setenv(var, "http://127.0.0.1:9")
-            m.setattr(sys, "argv", ["hyperbench", *args])
-            m.setattr(jobs, "state", jobs.JobsState())
-            capsys.readouterr()
+def in_process(*args: str, data_root: Path | None = None,
+               command: str = "hyperbench") -> subprocess.CompletedProcess:
+    """The `hyperbench` (or `hyperbench-report`) command run in this process: cli.main (report.main) with these
+    arguments, its output captured, the process's environment, argv, logging and the CLI's job state restored
+    after it. Offline as hyperbench(...) is. For the runs that need no process of their own (a kill, a signal or
+    a fresh interpreter's determinism do): no interpreter start-up, which is most of a tiny run's time."""
+    import contextlib
+    import io
+
+    from hyperbench import cli, jobs, report
+
+    loggers = [logging.root, *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    saved_logging = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    env = {**OFFLINE, **({"HYPERBENCH_DATA": str(data_root)} if data_root is not None else {})}
+    saved_env = {k: os.environ.get(k) for k in env}
+    saved_argv, saved_state = sys.argv, jobs.state
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update(env)
+    sys.argv, jobs.state = [command, *args], jobs.JobsState()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                cli.main()
+                cli.main() if command == "hyperbench" else report.main(list(args))
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["hyperbench", *args], code, out, err)
+    finally:
+        sys.argv, jobs.state = saved_argv, saved_state
+        for k, v in saved_env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        for lg, handlers, level, propagate, disabled in saved_logging:  # Hydra configured logging for the job
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
+    return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())
 
-    return run
+
+@pytest.fixture
+def run_cli():
+    """run_cli(*args, data_root=None) -> CompletedProcess: in_process(...) as a fixture."""
+    return in_process

@@ -28,6 +28,7 @@ def test_unknown_case_is_exit_2(capsys):
     assert "unknown case or mode resnet" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ten short trainings end to end
 def test_its_logic_on_the_cpu(tmp_path):
     import gpu_check
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, hyperbench, in_process
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -13,7 +13,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.slow
 def test_single_run_writes_every_file(fake_mnist, tmp_path):
     run = tmp_path / "run"
-    p = hyperbench("model=hyper4_4", "data=mnist", *TINY, f"hydra.run.dir={run}", data_root=fake_mnist)
+    p = in_process("model=hyper4_4", "data=mnist", *TINY, f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     assert (run / ".hydra" / "config.yaml").exists() and (run / "hyperbench.log").exists()
     m = json.loads((run / "metrics.json").read_text())
@@ -35,7 +35,7 @@ def test_single_run_writes_every_file(fake_mnist, tmp_path):
 @pytest.mark.slow
 def test_the_synthetic_task_is_learned(fake_mnist, tmp_path):
     run = tmp_path / "run"
-    p = hyperbench("model=conv", *TINY, "trainer.epochs=3", "trainer.lr=0.005", f"hydra.run.dir={run}",
+    p = in_process("model=conv", *TINY, "trainer.epochs=3", "trainer.lr=0.005", f"hydra.run.dir={run}",
                    data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     assert json.loads((run / "metrics.json").read_text())["test_acc"] > 0.9
@@ -44,13 +44,13 @@ def test_the_synthetic_task_is_learned(fake_mnist, tmp_path):
 @pytest.mark.slow
 def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist, tmp_path):
     sweep = tmp_path / "sweep"
-    p = hyperbench("-m", "model=conv,hyper5_5", "trainer.lr=0.005,-1", *TINY, "trainer.epochs=1",
+    p = in_process("-m", "model=conv,hyper5_5", "trainer.lr=0.005,-1", *TINY, "trainer.epochs=1",
                    f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
     assert p.returncode == 1, p.stderr  # a sweep with a failed job exits 1, after every job ran
     assert p.stderr.strip().splitlines()[-1].startswith("hyperbench: 2 of 4 jobs did not finish ok")
     statuses = sorted(json.loads(f.read_text())["status"] for f in sweep.glob("*/metrics.json"))
     assert statuses == ["bad_config", "bad_config", "ok", "ok"]
-    r = hyperbench(str(sweep), command="hyperbench-report")
+    r = in_process(str(sweep), command="hyperbench-report")
     assert r.returncode == 0, r.stderr
     table = pd.read_csv(sweep / "report" / "table2_mnist.csv")
     assert list(table.Model) == ["ConvModel", "Hyper5_5"]
@@ -64,7 +64,7 @@ def test_sweep_with_one_bad_job_completes_the_others_and_reports_both(fake_mnist
 
 @pytest.mark.slow
 def test_summary_prints_the_parameter_breakdown(tmp_path):
-    p = hyperbench("task=summary", "model=hyper5_5", "data=mnist", f"hydra.run.dir={tmp_path}")
+    p = in_process("task=summary", "model=hyper5_5", "data=mnist", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert "conv parameters (as counted in Vineet, CS618 report): 5,189" in out and "13,855" in out
@@ -119,7 +119,7 @@ def test_missing_dataset_without_network(tmp_path, run_cli):
 @pytest.mark.slow
 def test_diverging_loss_stops_the_run_and_records_it(fake_mnist, tmp_path):
     run = tmp_path / "run"
-    p = hyperbench("model=conv", *TINY, "trainer.lr=1e30", "trainer.grad_clip=null", "trainer.lr_decay=1.0",
+    p = in_process("model=conv", *TINY, "trainer.lr=1e30", "trainer.grad_clip=null", "trainer.lr_decay=1.0",
                    "trainer.log_every=1", f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 2
     assert "The training loss became" in p.stderr
@@ -165,9 +165,11 @@ def test_ctrl_c_keeps_what_was_measured(fake_mnist, tmp_path):
 
 @pytest.mark.slow
 def test_same_command_same_metrics_and_seed_changes_them(fake_mnist, tmp_path):
+    """The same command in a fresh process ("a") and inside this one ("b", "c"): the same metrics and weights."""
     def metrics(name, *extra):
-        p = hyperbench("model=hyper4_4", *TINY, "trainer.epochs=1", *extra, f"hydra.run.dir={tmp_path / name}",
-                       data_root=fake_mnist)
+        run = hyperbench if name == "a" else in_process
+        p = run("model=hyper4_4", *TINY, "trainer.epochs=1", *extra, f"hydra.run.dir={tmp_path / name}",
+                data_root=fake_mnist)
         assert p.returncode == 0, p.stderr
         m = json.loads((tmp_path / name / "metrics.json").read_text())
         return {k: v for k, v in m.items() if "time" not in k and "per_epoch" not in k

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import hyperbench
+from .conftest import in_process
 from .test_cli_transform import PNG, TINY, assert_learned_and_recorded
 
 
 @pytest.fixture(scope="module")
 def trained(fake_mnist, tmp_path_factory):
     sweep = tmp_path_factory.mktemp("compensate")
-    p = hyperbench("-m", "experiment=curves_compensate", *TINY, "task.six_nine_images=4", "task.six_nine_step=30",
+    p = in_process("-m", "experiment=curves_compensate", *TINY, "task.six_nine_images=4", "task.six_nine_step=30",
                    f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     for job in ("0_hypernet_deep", "1_ae"):
@@ -52,7 +52,7 @@ def test_transfer_and_the_report(trained, fake_mnist, tmp_path):
     images = tmp_path / "mine.npy"
     np.save(images, (np.random.default_rng(0).random((5, 28, 28)) > 0.8).astype(np.uint8) * 255)
     out = trained / "transfer"
-    p = hyperbench("task=compensate", f"eval.run={trained / '0_hypernet_deep'}", f"eval.images={images}",
+    p = in_process("task=compensate", f"eval.run={trained / '0_hypernet_deep'}", f"eval.images={images}",
                    f"hydra.run.dir={out}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     m = json.loads((out / "metrics.json").read_text())
@@ -62,7 +62,7 @@ def test_transfer_and_the_report(trained, fake_mnist, tmp_path):
     assert list(pd.read_csv(out / "recon_vs_angle.csv").columns) == ["angle", "images"]
     assert (out / "grid_images.png").read_bytes().startswith(PNG)
 
-    r = hyperbench(str(trained), command="hyperbench-report")
+    r = in_process(str(trained), command="hyperbench-report")
     assert r.returncode == 0, r.stderr
     assert "## Rotation compensation without a known angle (Potapov 2018b)" in r.stdout
     assert "## Compensation transfer to mine.npy" in r.stdout and "## Learning to rotate" not in r.stdout

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, in_process
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SMALL = [*TINY, "model.channels=[8,16]", "model.hidden=32", "task.eval_repeats=2", "task.curve_images=40"]
@@ -14,11 +14,11 @@ SMALL = [*TINY, "model.channels=[8,16]", "model.hidden=32", "task.eval_repeats=2
 @pytest.mark.slow
 def test_tiny_runs_write_metrics_curve_and_figure_and_the_report_reads_them(fake_mnist, tmp_path):
     sweep = tmp_path / "sweep"
-    p = hyperbench("task=invariance", "model=cnn", "data=mnist", "rotation=restricted34", *SMALL,
+    p = in_process("task=invariance", "model=cnn", "data=mnist", "rotation=restricted34", *SMALL,
                    f"hydra.run.dir={sweep / '0_cnn'}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     # a user's own protocol from the command line: restrict 1 and 7 to [-30, 30]
-    p = hyperbench("task=invariance", "model=hyper_cnn", "rotation.restricted=[1,7]",
+    p = in_process("task=invariance", "model=hyper_cnn", "rotation.restricted=[1,7]",
                    "rotation.restricted_range=[-30,30]", *SMALL, "trainer.epochs=1", "task.curve_step=30",
                    f"hydra.run.dir={sweep / '1_hyper_cnn'}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
@@ -38,7 +38,7 @@ def test_tiny_runs_write_metrics_curve_and_figure_and_the_report_reads_them(fake
             data = (run / png).read_bytes()
             assert data.startswith(PNG) and len(data) > 5000
     assert "1, 7 trained in [-30, 30]" in m["protocol"]
-    r = hyperbench(str(sweep), command="hyperbench-report")
+    r = in_process(str(sweep), command="hyperbench-report")
     assert r.returncode == 0, r.stderr
     table = pd.read_csv(sweep / "report" / "table_invariance.csv")
     assert list(table.Model) == ["cnn", "hyper_cnn"]

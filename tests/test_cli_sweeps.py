@@ -14,7 +14,7 @@ from hyperbench.training import ownership
 from hyperbench.training.checkpoint import CHECKPOINT
 from hyperbench.report import build_report
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, hyperbench, in_process
 
 UNTIMED = ("wall_time_s", "seconds_per_epoch", "resumed_after_epoch", "checkpoint_wait_s", "eval_time_s",
            "run_time_s")
@@ -39,10 +39,10 @@ def _history(run_dir):
 def test_kill_9_after_epoch_1_then_resume_true_ends_like_an_uninterrupted_run(fake_mnist, tmp_path, monkeypatch, args):
     monkeypatch.setenv("HYPERBENCH_OUTPUTS", str(tmp_path / "outputs"))
     whole = tmp_path / "whole"
-    assert hyperbench(*args, f"hydra.run.dir={whole}", data_root=fake_mnist).returncode == 0
+    assert in_process(*args, f"hydra.run.dir={whole}", data_root=fake_mnist).returncode == 0
     killed = hyperbench(*args, data_root=fake_mnist, kill_after_epoch=1)  # -> outputs/runs/<time>_...
     assert killed.returncode == -9  # SIGKILL right after the epoch-1 checkpoint
-    p = hyperbench(*args, "trainer.resume=true", data_root=fake_mnist)
+    p = in_process(*args, "trainer.resume=true", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     old, new = sorted((tmp_path / "outputs" / "runs").iterdir())
     assert "resuming" in (new / "hyperbench.log").read_text()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import hyperbench
+from .conftest import in_process
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["data.val_size=100", "data.train_size=200", "trainer.batch_size=100", "trainer.epochs=2",
@@ -17,7 +17,7 @@ TINY = ["data.val_size=100", "data.train_size=200", "trainer.batch_size=100", "t
 def trained(fake_mnist, tmp_path_factory):
     """Finished rotate (under restricted49) and shift runs of the deep HyperNet (the fastest model), one sweep."""
     sweep = tmp_path_factory.mktemp("transform")
-    p = hyperbench("-m", "task=transform", "transform=rotate,shift", "model=hypernet_deep", "data=mnist",
+    p = in_process("-m", "task=transform", "transform=rotate,shift", "model=hypernet_deep", "data=mnist",
                    "rotation=restricted49", *TINY, "++transform.curve_step=1", f"hydra.sweep.dir={sweep}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     for job in ("0_hypernet_deep", "1_hypernet_deep"):
@@ -64,7 +64,7 @@ def test_transfer_to_user_images_and_the_report(trained, fake_mnist, tmp_path):
     rng = np.random.default_rng(0)
     np.save(images, (rng.random((5, 28, 28)) > 0.8).astype(np.uint8) * 255)
     out = sweep / "transfer"
-    p = hyperbench("task=transform", f"eval.run={run}", f"eval.images={images}", "task.curve_step=30",
+    p = in_process("task=transform", f"eval.run={run}", f"eval.images={images}", "task.curve_step=30",
                    f"hydra.run.dir={out}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     m = json.loads((out / "metrics.json").read_text())
@@ -81,7 +81,7 @@ def test_transfer_to_user_images_and_the_report(trained, fake_mnist, tmp_path):
     dx = pd.read_csv(sweep / "1_hypernet_deep" / "recon_vs_dx.csv")
     assert list(dx.columns) == ["dx", "digit_4", "digit_9", "digit_3"] and dx.dx.tolist() == list(range(-6, 7))
 
-    r = hyperbench(str(sweep), command="hyperbench-report")
+    r = in_process(str(sweep), command="hyperbench-report")
     assert r.returncode == 0, r.stderr
     assert "## Learning to rotate: autoencoders vs HyperNets" in r.stdout
     assert "## Learning to shift" in r.stdout and "## Transfer to mine.npy" in r.stdout

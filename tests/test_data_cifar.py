@@ -15,7 +15,7 @@ from hyperbench.data import load_data
 from hyperbench.errors import DataError
 from hyperbench.report import build_report
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, in_process
 
 PNG = b"\x89PNG"
 
@@ -81,7 +81,7 @@ def test_real_cifar10_is_the_published_split():
 
 @pytest.mark.slow
 def test_vgg_hyper_run_end_to_end_writes_its_files(fake_cifar, tmp_path):
-    p = hyperbench("model=vgg_block2_hyper4_4", "data=cifar10", *TINY, "trainer.batch_size=50",
+    p = in_process("model=vgg_block2_hyper4_4", "data=cifar10", *TINY, "trainer.batch_size=50",
                    f"hydra.run.dir={tmp_path}", data_root=fake_cifar)
     assert p.returncode == 0, p.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())

@@ -14,7 +14,7 @@ from hyperbench.hyper import (HyperConv2d, HyperLinear, KernelGenerator, generat
 from hyperbench.models import create_model, model_from_config
 from hyperbench.tasks.summary import describe
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, in_process
 from .test_models_registry import TABLE2
 
 
@@ -254,7 +254,7 @@ def test_cli_bad_hypernet_input_exits_2(fake_mnist, run_cli):
 
 @pytest.mark.slow
 def test_cli_run_of_a_hypernetized_model(fake_mnist, tmp_path):
-    r = hyperbench("model=conv", "hypernet=static", "embedding=z4_d4", *TINY, f"hydra.run.dir={tmp_path}",
+    r = in_process("model=conv", "hypernet=static", "embedding=z4_d4", *TINY, f"hydra.run.dir={tmp_path}",
                    data_root=fake_mnist)
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())

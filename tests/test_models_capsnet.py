@@ -9,7 +9,7 @@ from hyperbench.errors import ConfigError
 from hyperbench.models import create_model
 from hyperbench.models.capsnet import margin_loss, route, squash
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, in_process
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # a narrow CapsNet (same layout, fewer channels) for the slower tests
@@ -156,7 +156,7 @@ def test_bad_routing_iters_on_the_command_line_is_one_paragraph_and_exit_2(tmp_p
 def test_tiny_invariance_run_writes_metrics_and_the_reconstruction_grid(fake_mnist, tmp_path):
     run = tmp_path / "run"
     small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
-    p = hyperbench("task=invariance", "model=capsnet", "data=mnist", "rotation=restricted34", *TINY, *small,
+    p = in_process("task=invariance", "model=capsnet", "data=mnist", "rotation=restricted34", *TINY, *small,
                    "trainer.epochs=1", "task.eval_repeats=1", "task.curve_images=20", "task.curve_step=90",
                    f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
@@ -173,7 +173,7 @@ def test_tiny_invariance_run_writes_metrics_and_the_reconstruction_grid(fake_mni
 @pytest.mark.slow
 def test_summary_lists_the_routing_transforms_and_times_an_epoch(tmp_path):
     small = [f"model.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
-    p = hyperbench("task=summary", "model=capsnet", "data=mnist", "trainer=invariance", *small, "task.time_steps=2",
+    p = in_process("task=summary", "model=capsnet", "data=mnist", "trainer=invariance", *small, "task.time_steps=2",
                    "trainer.batch_size=16", "data.train_size=1000", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 0, p.stderr
     out = p.stdout
@@ -182,7 +182,7 @@ def test_summary_lists_the_routing_transforms_and_times_an_epoch(tmp_path):
     assert "= 62 steps x" in line and "timed over 2 steps after 1 warm-up, batch 16, 1,000 training images" in line
     assert "thread(s)" in line and "channels_last False" in line
     # without task.time_steps nothing is timed
-    p = hyperbench("task=summary", "model=capsnet", "data=mnist", *small, f"hydra.run.dir={tmp_path / 'b'}")
+    p = in_process("task=summary", "model=capsnet", "data=mnist", *small, f"hydra.run.dir={tmp_path / 'b'}")
     assert p.returncode == 0 and "seconds per epoch" not in p.stdout
 
 

@@ -9,7 +9,7 @@ from hyperbench.errors import ConfigError
 from hyperbench.models import create_model
 from hyperbench.models.capsnet_em import em_routing, spread_loss
 
-from .conftest import TINY, hyperbench
+from .conftest import TINY, in_process
 
 
 @pytest.mark.parametrize("iters", [1, 2, 3])
@@ -176,7 +176,7 @@ def test_evaluation_in_chunks_matches_one_batch():
 @pytest.mark.slow
 def test_tiny_invariance_run_writes_the_protocol_metrics(fake_mnist, tmp_path):
     run = tmp_path / "capsnet_em"
-    p = hyperbench("task=invariance", "model=capsnet_em", "rotation=restricted34", *TINY, "trainer.epochs=1",
+    p = in_process("task=invariance", "model=capsnet_em", "rotation=restricted34", *TINY, "trainer.epochs=1",
                    "data.train_size=200", "model.A=4", "model.B=2", "model.C=2", "model.D=2",
                    "task.eval_repeats=1", "task.curve_step=90", "task.curve_images=20",
                    f"hydra.run.dir={run}", data_root=fake_mnist)

@@ -11,7 +11,7 @@ pytest.importorskip("e2cnn")  # the `equivariant` extra; make install includes i
 from hyperbench.errors import ConfigError  # noqa: E402
 from hyperbench.models import create_model  # noqa: E402
 
-from .conftest import TINY, hyperbench  # noqa: E402
+from .conftest import TINY, in_process  # noqa: E402
 
 
 @pytest.mark.parametrize("order", [4, 8])
@@ -66,7 +66,7 @@ def test_bad_options(opts, message):
 @pytest.mark.slow
 def test_tiny_invariance_run_of_the_real_command(fake_mnist, tmp_path):
     run = tmp_path / "run"
-    p = hyperbench("task=invariance", "model=steerable_cnn", "model.channels=[2,4]", "model.hidden=16", *TINY,
+    p = in_process("task=invariance", "model=steerable_cnn", "model.channels=[2,4]", "model.hidden=16", *TINY,
                    "trainer.epochs=1", "task.eval_repeats=1", "task.curve_images=20", "task.curve_step=45",
                    f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr

@@ -9,7 +9,7 @@ import torch
 from hyperbench.models import create_model
 from hyperbench.protocols.families import transform_from_config
 
-from .conftest import hyperbench
+from .conftest import in_process
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_bad_canvas_settings_exit_2(override, message, fake_mnist, run_cli):
 @pytest.mark.slow
 def test_tiny_shift68_run_writes_the_diagonal_curve(fake_mnist, tmp_path):
     run = tmp_path / "run"
-    p = hyperbench("task=transform", "transform=shift68", "model=hypernet_deep", "data.train_size=200",
+    p = in_process("task=transform", "transform=shift68", "model=hypernet_deep", "data.train_size=200",
                    "data.val_size=100", "trainer.batch_size=100", "trainer.epochs=2", "task.epoch_eval_images=50",
                    "task.metric_images=5", "task.curve_images=3", "task.grid_images=2", "transform.curve_step=5",
                    f"hydra.run.dir={run}", data_root=fake_mnist)

@@ -142,3 +142,31 @@ def test_report_html_embeds_figures_bounds_the_config_column_and_warns_when_budg
         (tmp_path / d / "metrics.json").write_text(json.dumps({**m, "steps": 312}))
     text = build_report([tmp_path], tmp_path / "report2")
     assert "Every model here trained 312 steps of 128" in text and "Warning" not in text
+
+
+def test_a_hypernetized_conv_run_is_its_table_row_whatever_its_metrics_call_the_model(tmp_path, cfg_of):
+    """The engine's metrics.json names model.name ("conv") for `model=conv hypernet=static embedding=z5_d5`: the
+    report still reads it as Hyper5_5 (the network it builds), and a non-published init apart from both."""
+    for name, extra, val in (("plain", [], 0.990), ("h55", ["hypernet.init=variance"], 0.992),
+                             ("h55ha", ["hypernet.init=ha"], 0.995)):
+        d = tmp_path / name
+        overrides = ["model=conv"] + (["hypernet=static", "embedding=z5_d5", *extra] if name != "plain" else [])
+        (d / ".hydra").mkdir(parents=True)
+        OmegaConf.save(cfg_of(*overrides), d / ".hydra" / "config.yaml")
+        (d / "metrics.json").write_text(json.dumps({
+            "status": "ok", "model": "conv", "val_acc": val, "test_acc": val - 0.001, "epochs": 20,
+            "epochs_completed": 20, "seconds_per_epoch": 7.5, "wall_time_s": 150.0,
+            "conv_params": 12560 if name == "plain" else 5189}))
+    runs = load_runs([tmp_path]).set_index("run_dir")
+    assert [runs.model[str(tmp_path / n)] for n in ("plain", "h55", "h55ha")] == \
+        ["conv", "hyper5_5", "conv+static z5_d5 init=ha"]
+    # an evaluation of a trained run (eval.run=...) is reported as the model its metrics name
+    d = tmp_path.parent / "transfer"
+    (d / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg_of("task=transform"), d / ".hydra" / "config.yaml")
+    (d / "metrics.json").write_text(json.dumps({"status": "ok", "model": "hypernet_deep", "mode": "transfer"}))
+    assert load_runs([d]).model[0] == "hypernet_deep"
+    build_report([tmp_path], tmp_path / "report")
+    t = pd.read_csv(tmp_path / "report" / "table2_mnist.csv").set_index("Model")
+    assert t.loc["ConvModel", "Best Test Accuracy"] == "98.90%" and t.loc["ConvModel", "Count check"] == "match"
+    assert t.loc["Hyper5_5", "Best Test Accuracy"] == "99.10%" and t.loc["Hyper5_5", "Count check"] == "match"

@@ -136,3 +136,25 @@ def test_runs_from_before_a_config_group_existed_pool_and_resume_with_new_ones(c
     del old["hypernet"]  # a run written before the hypernet group existed
     assert config_key(old) == config_key(now) and config_diff(old, now) == []
     assert config_diff(old, cfg_of("model=hyper5_5", "hypernet=static")) != []  # a real difference still counts
+
+
+@pytest.mark.parametrize("overrides,key,other", [
+    (["model=hyper5_5"], "trainer.fused", True),
+    (["task=transform", "model=hypernet_deep"], "model.mixing", "linear"),
+    (["task=transform", "model=ae"], "model.init", "glorot"),
+])
+def test_runs_from_before_a_setting_existed_pool_and_resume_at_its_old_behaviour(cfg_of, overrides, key, other):
+    """A setting added later (config.ADDED_LATER) at the value that reproduces the earlier code equals its
+    absence; any other value is a real difference."""
+    from omegaconf import OmegaConf
+
+    from hyperbench.report.common import config_key
+    from hyperbench.training.resume import config_diff
+    now = cfg_of(*overrides)
+    group, name = key.split(".")
+    old = OmegaConf.create(OmegaConf.to_container(now))
+    del old[group][name]  # a run recorded before the setting existed
+    assert config_key(old) == config_key(now) and config_diff(old, now) == []
+    changed = cfg_of(*overrides, f"{key}={str(other).lower()}")
+    assert config_key(old) != config_key(changed)
+    assert config_diff(old, changed) == [f"{key}=None there, {other!r} here"]

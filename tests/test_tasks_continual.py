@@ -17,7 +17,7 @@ from hyperbench.continual.metrics import average_accuracy, backward_transfer, fo
 from hyperbench.errors import ConfigError
 from hyperbench.models import create_model
 from hyperbench.models.multihead_mlp import MultiHeadMLP, TaskHypernet, mlp_forward, target_shapes
-from tests.conftest import TINY, hyperbench
+from tests.conftest import TINY, hyperbench, in_process
 
 NAN = float("nan")
 
@@ -176,7 +176,7 @@ def test_kill_9_inside_the_sequence_then_resume_gives_the_same_accuracy_matrix(t
     args = ["task=continual", f"cl={method}", *CL_TINY]
     if method != "ewc":
         args.remove("cl.fisher_samples=50")
-    whole = hyperbench(*args, f"hydra.run.dir={tmp_path / 'whole'}", data_root=fake_mnist)
+    whole = in_process(*args, f"hydra.run.dir={tmp_path / 'whole'}", data_root=fake_mnist)
     assert whole.returncode == 0, whole.stderr[-3000:]
     # SIGKILL after epoch 1 of task 1 (task 0 done)
     killed = hyperbench(*args, f"hydra.run.dir={tmp_path / 'cut'}", data_root=fake_mnist, kill_after_epoch=1,
@@ -190,7 +190,7 @@ def test_kill_9_inside_the_sequence_then_resume_gives_the_same_accuracy_matrix(t
     else:
         assert state["continual"]["method"]["importance"]  # Fisher / SI importances
     assert (tmp_path / "cut" / "tasks" / "1" / "checkpoint.pt").exists()  # the engine's, mid-task 1
-    resumed = hyperbench(*args, "trainer.resume=true", f"hydra.run.dir={tmp_path / 'cut'}", data_root=fake_mnist)
+    resumed = in_process(*args, "trainer.resume=true", f"hydra.run.dir={tmp_path / 'cut'}", data_root=fake_mnist)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a = pd.read_csv(tmp_path / "whole" / "acc_matrix.csv", index_col=0)
     b = pd.read_csv(tmp_path / "cut" / "acc_matrix.csv", index_col=0)

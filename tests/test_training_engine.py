@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from hyperbench.data import DataBundle, Split
 from hyperbench.training.engine import Trainer, make_optimizer, make_schedule
 from hyperbench.training.objectives import Objective
-from hyperbench.errors import DivergenceError
+from hyperbench.errors import ConfigError, DivergenceError
 from hyperbench.tasks.classify import accuracy_eval
 
 from .conftest import CONF
@@ -262,3 +262,32 @@ def test_tensorflow_rmsprop_takes_tiny_first_steps_where_torch_takes_ten_times_t
     torch.testing.assert_close(steps["rmsprop_tf"], 1e-3 * g / (torch.sqrt(0.9 + 0.1 * g ** 2) + 1e-10),
                                rtol=1e-5, atol=0)
     assert steps["rmsprop_tf"].abs()[0] < 1e-6 < 9e-3 < steps["rmsprop"].abs()[0]
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_the_fused_optimizer_takes_the_same_steps_up_to_float_rounding(name):
+    """trainer.fused=true (torch's fused kernel) against the default single-tensor loop: ten steps on the same
+    parameters and gradients end within float rounding of each other."""
+    torch.manual_seed(0)
+    start = [torch.randn(300, 64), torch.randn(300)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(10)]
+    ends = {}
+    for fused in (False, True):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = make_optimizer(params, OmegaConf.create({"optimizer": name, "lr": 1e-2, "momentum": 0.9,
+                                                       "weight_decay": 1e-4, "fused": fused}))
+        assert opt.defaults.get("fused") is (True if fused else None)
+        for g in grads:
+            for p, gp in zip(params, g):
+                p.grad = gp.clone()
+            opt.step()
+        ends[fused] = [p.detach() for p in params]
+    for a, b in zip(ends[False], ends[True]):
+        assert not torch.equal(a, start[0] if a.dim() == 2 else start[1])
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_is_refused_for_an_optimizer_without_a_fused_kernel():
+    with pytest.raises(ConfigError, match="fused kernel for adam and sgd, not for trainer.optimizer=rmsprop"):
+        make_optimizer([torch.nn.Parameter(torch.zeros(2))], OmegaConf.create(
+            {"optimizer": "rmsprop", "lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0, "fused": True}))

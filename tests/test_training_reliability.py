@@ -28,7 +28,7 @@ from hyperbench.report import build_report
 from hyperbench.report import main as report_main
 from hyperbench.tasks.classify import accuracy_eval
 
-from .conftest import TINY, hyperbench, write_idx_mnist
+from .conftest import TINY, in_process, write_idx_mnist
 from .test_data_datasets import data_cfg
 from .test_training_engine import bundle, net, trainer_cfg
 
@@ -60,7 +60,7 @@ def test_second_run_into_a_running_runs_dir_refuses_naming_the_owner_and_sigterm
         owner = json.loads((run / ownership.LOCK).read_text())
         assert owner["pid"] == first.pid and owner["host"] and owner["started"]
         config_before = (run / ".hydra" / "config.yaml").read_bytes()
-        second = hyperbench("model=conv", *TINY, "seed=2", f"hydra.run.dir={run}", data_root=fake_mnist)
+        second = in_process("model=conv", *TINY, "seed=2", f"hydra.run.dir={run}", data_root=fake_mnist)
         assert second.returncode == 2, second.stderr
         assert f"is in use by another hyperbench job (pid {first.pid} on host {owner['host']}" in second.stderr
         assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
@@ -112,9 +112,9 @@ def test_a_live_lock_refuses_and_an_exception_releases_the_lock(tmp_path, cfg_of
 def test_a_finished_run_is_never_overwritten_and_a_verified_resume_still_works(fake_mnist, tmp_path):
     run = tmp_path / "run"
     args = ["model=conv", *TINY, "trainer.epochs=1"]
-    assert hyperbench(*args, f"hydra.run.dir={run}", data_root=fake_mnist).returncode == 0
+    assert in_process(*args, f"hydra.run.dir={run}", data_root=fake_mnist).returncode == 0
     before = _tree(run)
-    p = hyperbench(*args, "trainer.lr=-1", f"hydra.run.dir={run}", data_root=fake_mnist)
+    p = in_process(*args, "trainer.lr=-1", f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 2 and "already holds a run (metrics.json with status 'ok', checkpoint.pt, model.pt)" \
         in p.stderr and "trainer.resume=true" in p.stderr
     assert _tree(run) == before  # metrics.json, .hydra/*, history, model, checkpoint and log byte-identical
@@ -122,7 +122,7 @@ def test_a_finished_run_is_never_overwritten_and_a_verified_resume_still_works(f
     good = (run / CHECKPOINT).read_bytes()
     (run / CHECKPOINT).write_bytes(good[: len(good) // 2])  # truncated
     before = _tree(run)
-    p = hyperbench(*args, "trainer.resume=true", f"hydra.run.dir={run}", data_root=fake_mnist)
+    p = in_process(*args, "trainer.resume=true", f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 2 and "cannot be read" in p.stderr and "was left as it was" in p.stderr
     after = _tree(run)
     assert {k: v for k, v in after.items() if k != "hyperbench.log"} == \
@@ -130,7 +130,7 @@ def test_a_finished_run_is_never_overwritten_and_a_verified_resume_still_works(f
     assert _leftovers(run) == []
 
     (run / CHECKPOINT).write_bytes(good)
-    p = hyperbench(*[a for a in args if "epochs" not in a], "trainer.epochs=2", "trainer.resume=true",
+    p = in_process(*[a for a in args if "epochs" not in a], "trainer.epochs=2", "trainer.resume=true",
                    f"hydra.run.dir={run}", data_root=fake_mnist)
     assert p.returncode == 0, p.stderr
     m = json.loads((run / "metrics.json").read_text())
@@ -315,7 +315,7 @@ def test_report_on_a_folder_without_runs_exits_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_summary_task_writes_its_own_status(tmp_path):
-    p = hyperbench("task=summary", "model=conv", f"hydra.run.dir={tmp_path / 'run'}")
+    p = in_process("task=summary", "model=conv", f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 0, p.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["status"] == "summary" and m["total_params"] == 21210 and m["model"] == "conv"

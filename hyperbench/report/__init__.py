@@ -59,8 +59,11 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
                 "rotation": OmegaConf.select(cfg, "rotation.name"),
                 "config": cfg,
             }
-            row.update({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
-            rows.append(row)
+            scalars = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+            # metrics.json's "model" is model.name, or for an evaluation of a trained run (eval.run=...) that run's
+            # model; a hypernetized run keeps the config's label, the row it builds
+            hypernetized = row["model"] != OmegaConf.select(cfg, "model.name")
+            rows.append({**row, **{k: v for k, v in scalars.items() if not (k == "model" and hypernetized)}})
     return pd.DataFrame(rows)
 
 

@@ -102,11 +102,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(params, cfg) -> torch.optim.Optimizer:
+    """trainer.optimizer by name. trainer.fused=true: torch's fused kernel for adam and sgd (one pass over each
+    parameter; the same update up to float rounding, docs/performance.md); rmsprop has none and refuses it."""
     name = str(cfg.optimizer).lower()
+    fused = bool(cfg.get("fused", False))
+    if fused and name not in ("adam", "sgd"):
+        raise ConfigError(f"trainer.fused=true: torch has a fused kernel for adam and sgd, not for "
+                          f"trainer.optimizer={cfg.optimizer}; use trainer.fused=false.")
+    kw = {"fused": True} if fused else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if name == "rmsprop_tf":
