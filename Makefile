@@ -140,7 +140,7 @@ REPRO_AE_RECIPE ?= model.init=glorot trainer.optimizer=rmsprop_tf trainer.moment
 reproduce-transformations: install
 	$(BIN)/hyperbench -m task=transform model=hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_DEEP_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/deep
 	$(BIN)/hyperbench -m task=transform model=ae seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_AE_EPOCHS) $(REPRO_AE_RECIPE) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/ae
-	$(BIN)/hyperbench -m task=transform model=hypernet_shallow seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHALLOW_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/shallow
+	$(BIN)/hyperbench -m task=transform model=hypernet_shallow seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHALLOW_EPOCHS) trainer.fused=true $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/transformations/shallow
 	for run in $(REPRO_DIR)/transformations/{deep,shallow}/[0-9]*_*/; do \
 	  $(BIN)/hyperbench task=transform eval.run=$$run eval.images=symbols hydra.run.dir=$(REPRO_DIR)/transformations/transfer_symbols/$$(basename $$(dirname $$run))_$$(basename $$run) || exit 1; \
 	done
