@@ -41,15 +41,16 @@ def fake_mnist(tmp_path_factory) -> Path:
     return write_idx_mnist(tmp_path_factory.mktemp("data"))
 
 
+def compose_config(*overrides: str):
+    """The composed config, as `hyperbench <overrides>` would see it."""
+    with initialize_config_module(config_module="hyperbench.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
 @pytest.fixture
 def cfg_of():
-    """cfg_of(*overrides) -> the composed config, as `hyperbench <overrides>` would see it."""
-
-    def _compose(*overrides: str):
-        with initialize_config_module(config_module="hyperbench.conf", version_base="1.3"):
-            return compose("config", overrides=list(overrides))
-
-    return _compose
+    """cfg_of(*overrides) -> compose_config(*overrides)."""
+    return compose_config
 
 
 # Small, fast settings for runs on the synthetic dataset.

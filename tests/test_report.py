@@ -3,9 +3,12 @@ validation, mean ± std over seeds, and failed jobs listed."""
 import json
 
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 from hyperbench.report import build_report, load_runs
+
+from .conftest import compose_config
 
 ROWS = ["conv", "hyper4_4", "hyper4_5", "hyper4_6", "hyper5_5", "hyper6_6", "hyper4_7", "hyper4_8", "hyper7_7"]
 COUNTS = [12560, 4244, 5108, 5972, 5189, 6166, 6836, 7700, 7175]
@@ -38,9 +41,16 @@ def make_sweep(root, cfg_of):
     OmegaConf.save(cfg_of("model=hyper4_4"), root / f"{n + 1}_hyper4_4" / ".hydra" / "config.yaml")
 
 
-def test_table2_layout_published_values_and_selection_by_validation(tmp_path, cfg_of):
-    make_sweep(tmp_path, cfg_of)
-    text = build_report([tmp_path], tmp_path / "report")
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The fabricated sweep and its report (text), built once for the tests that only read them."""
+    root = tmp_path_factory.mktemp("sweep")
+    make_sweep(root, compose_config)
+    return root, build_report([root], root / "report")
+
+
+def test_table2_layout_published_values_and_selection_by_validation(sweep):
+    tmp_path, text = sweep
     t = pd.read_csv(tmp_path / "report" / "table2_mnist.csv")
     assert list(t.Model) == ["ConvModel", "Hyper4_4", "Hyper4_5", "Hyper4_6", "Hyper5_5", "Hyper6_6",
                              "Hyper4_7", "Hyper4_8", "Hyper7_7"]
@@ -55,9 +65,8 @@ def test_table2_layout_published_values_and_selection_by_validation(tmp_path, cf
     assert "| ConvModel |" in text and "published (Vineet, CS618)" in text
 
 
-def test_lr_grid_table_and_failed_runs(tmp_path, cfg_of):
-    make_sweep(tmp_path, cfg_of)
-    text = build_report([tmp_path], tmp_path / "report")
+def test_lr_grid_table_and_failed_runs(sweep):
+    tmp_path, text = sweep
     grid = pd.read_csv(tmp_path / "report" / "lr_grid_mnist.csv")
     assert len(grid) == 18
     row = grid[(grid.Model == "Hyper5_5") & (grid.lr == 0.005)].iloc[0]
@@ -75,11 +84,10 @@ def test_count_mismatch_is_flagged(tmp_path, cfg_of):
     assert t["Count check"][0] == "DIFFERS: published 12,560, model has 12,544"
 
 
-def test_report_cites_its_sources_and_ends_with_the_references(tmp_path, cfg_of):
+def test_report_cites_its_sources_and_ends_with_the_references(sweep):
     from hyperbench.report.published import REFERENCES
 
-    make_sweep(tmp_path, cfg_of)
-    text = build_report([tmp_path], tmp_path / "report")
+    _, text = sweep
     refs = text[text.index("## References"):]
     assert text.rstrip().endswith(refs.rstrip()) and refs.count("\n- **") == len(REFERENCES)
     assert '**Vineet, CS618**: Vineet, "Hypernetworks"' in refs and "arXiv:1609.09106" in refs
@@ -87,11 +95,10 @@ def test_report_cites_its_sources_and_ends_with_the_references(tmp_path, cfg_of)
     assert "seed 00" not in text.lower()
 
 
-def test_seeds_table_shows_only_the_settings_that_tell_configurations_apart(tmp_path, cfg_of):
+def test_seeds_table_shows_only_the_settings_that_tell_configurations_apart(sweep):
     from hyperbench.report.seeds import MAX_CONFIG_CHARS
 
-    make_sweep(tmp_path, cfg_of)
-    build_report([tmp_path], tmp_path / "report")
+    tmp_path, _ = sweep
     seeds = pd.read_csv(tmp_path / "report" / "seeds.csv", keep_default_na=False)
     conv = seeds[seeds.model == "conv"]
     assert sorted(conv.config) == ["trainer.lr=0.003", "trainer.lr=0.005"] and list(conv.seeds) == ["0,1,2", "0"]
