@@ -56,7 +56,7 @@ def test_invariance_rows_and_their_budget():
                          {"task": "invariance", "model": "cnn", "protocol": INVARIANCE_PROTOCOL, "pout": 0.20,
                           "p34in": 0.98, "epochs_completed": 20, "best_epoch": 15, "config_key": "a"}])
     got = row(verdict_table(runs), "cnn:")
-    assert got.verdict == "reproduces" and "Pout 0.210" in got.ours and "(n=2)" in got.ours
+    assert got.verdict == "reproduces" and got.ours == "Pout 0.210 ± 0.014, P34in 0.985 ± 0.007 (n=2)"  # sample std
     assert got["budget (ours / source)"] == "20 / 300 epochs"
     runs["pout"] = 0.7
     assert row(verdict_table(runs), "cnn:").verdict == "does not reproduce at this budget"

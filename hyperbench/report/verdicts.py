@@ -73,6 +73,12 @@ def _best_config(runs: pd.DataFrame, model: str) -> pd.DataFrame:
     return sel[sel.config_key == sel.groupby("config_key").val_acc.mean().idxmax()]
 
 
+def _ms(values, fmt: str = ".3f", scale: float = 1.0) -> str:
+    """mean, with "± std" (sample std over the seeds) when there are several: the verdicts' "ours" numbers."""
+    v = pd.Series(values, dtype=float) * scale
+    return f"{v.mean():{fmt}}" if len(v) < 2 else f"{v.mean():{fmt}} ± {v.std():{fmt}}"
+
+
 def _epochs(runs: pd.DataFrame) -> str:
     done = pd.to_numeric(runs.epochs_completed, errors="coerce").max()
     return f"{'?' if pd.isna(done) else int(done)} epochs, n={len(runs)}"
@@ -87,7 +93,7 @@ def mnist_match(runs: pd.DataFrame) -> Measured | None:
         return None
     gap = 100 * (hyper.test_acc.mean() - conv.test_acc.mean())
     both = pd.concat([conv, hyper])
-    return Measured(f"{100 * hyper.test_acc.mean():.2f}% vs {100 * conv.test_acc.mean():.2f}% ({gap:+.2f} points; "
+    return Measured(f"{_ms(hyper.test_acc, '.2f', 100)}% vs {_ms(conv.test_acc, '.2f', 100)}% ({gap:+.2f} points; "
                     f"n={len(hyper)}, {len(conv)})", gap >= -MNIST_MARGIN, f"{_epochs(both)} / not stated",
                     still_improving(both), f"rule: Hyper5_5 at most {MNIST_MARGIN} points below the ConvModel")
 
@@ -116,7 +122,7 @@ def cifar_conv_reaches(block: int) -> Callable[[pd.DataFrame], Measured | None]:
             return None
         pub = CIFAR_TABLES[block][f"vgg_block{block}"][0]
         acc = conv.test_acc.mean()
-        return Measured(f"{100 * acc:.2f}% (n={len(conv)})", acc >= pub - CIFAR_MARGIN / 100,
+        return Measured(f"{_ms(conv.test_acc, '.2f', 100)}% (n={len(conv)})", acc >= pub - CIFAR_MARGIN / 100,
                         f"{_epochs(conv)} / not stated", still_improving(conv),
                         f"rule: at most {CIFAR_MARGIN} points below {100 * pub:.2f}%")
     return measure
@@ -131,7 +137,7 @@ def invariance_row(model: str) -> Callable[[pd.DataFrame], Measured | None]:
             return None
         pout, p34 = sel.pout.mean(), sel.p34in.mean()
         epochs = int(sel.epochs_completed.max())
-        return Measured(f"Pout {pout:.3f}, P34in {p34:.3f} (n={len(sel)})", pout <= POUT_MAX and p34 >= P34IN_MIN,
+        return Measured(f"Pout {_ms(sel.pout)}, P34in {_ms(sel.p34in)} (n={len(sel)})", pout <= POUT_MAX and p34 >= P34IN_MIN,
                         f"{epochs} / {SOURCE_EPOCHS_INVARIANCE} epochs",
                         epochs < SOURCE_EPOCHS_INVARIANCE or still_improving(sel),
                         f"rule: Pout <= {POUT_MAX} with P34in >= {P34IN_MIN}")
@@ -140,10 +146,9 @@ def invariance_row(model: str) -> Callable[[pd.DataFrame], Measured | None]:
 
 # -------------------------------------------------------------------------------------- transformations
 
-def _ratios(sel: pd.DataFrame) -> tuple[float, float]:
-    r4 = (sel.curve_out_digit_4 / sel.curve_in_digit_4).mean()
-    r3 = (sel.curve_out_digit_3 / sel.curve_in_digit_3).mean()
-    return float(r4), float(r3)
+def _ratios(sel: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per run: digit 4's and control digit 3's out/in loss ratios."""
+    return sel.curve_out_digit_4 / sel.curve_in_digit_4, sel.curve_out_digit_3 / sel.curve_in_digit_3
 
 
 def _trained(runs: pd.DataFrame, task: str, model: str) -> pd.DataFrame:
@@ -159,10 +164,11 @@ def flatness(task: str, model: str, flat: bool) -> Callable[[pd.DataFrame], Meas
         sel = _trained(runs, task, model)
         if sel.empty:
             return None
-        r4, r3 = _ratios(sel)
-        is_flat = r4 <= r3 * (1 + FLAT_MARGIN)
+        ratios4, ratios3 = _ratios(sel)
+        is_flat = ratios4.mean() <= ratios3.mean() * (1 + FLAT_MARGIN)
         steps = int(sel.steps.max())
-        return Measured(f"out/in loss: digit 4 {r4:.2f}, control 3 {r3:.2f} (n={len(sel)})", is_flat == flat,
+        return Measured(f"out/in loss: digit 4 {_ms(ratios4, '.2f')}, control 3 {_ms(ratios3, '.2f')} "
+                        f"(n={len(sel)})", is_flat == flat,
                         f"{steps:,} / {SOURCE_STEPS:,} steps", steps < SOURCE_STEPS,
                         f"rule: flat = digit 4's out/in ratio <= control's x {1 + FLAT_MARGIN:g}")
     return measure
@@ -182,7 +188,7 @@ def symbols_transfer(runs: pd.DataFrame) -> Measured | None:
         steps.append(int(source.get("steps", 0)))
     ratio, level = float(pd.Series(ratios).mean()), float(pd.Series(levels).mean())
     ok = ratio <= 1 + FLAT_MARGIN and level <= TRANSFER_LEVEL
-    return Measured(f"out/in {ratio:.2f}, loss {level:.2f}x the digits' (n={len(sel)})", ok,
+    return Measured(f"out/in {_ms(ratios, '.2f')}, loss {_ms(levels, '.2f')}x the digits' (n={len(sel)})", ok,
                     f"{max(steps):,} / {SOURCE_STEPS:,} steps", max(steps) < SOURCE_STEPS,
                     f"rule: out/in <= {1 + FLAT_MARGIN:g} and mean loss <= {TRANSFER_LEVEL:g}x the model's "
                     f"in-range digit loss")
