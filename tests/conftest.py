@@ -53,6 +53,8 @@ def cfg_of():
     return compose_config
 
 
+# HTTP(S) pointed at a closed local port: any download attempt fails at once, as on a machine without network.
+OFFLINE = {var: "http://127.0.0.1:9" for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
 # Small, fast settings for runs on the synthetic dataset.
 TINY = ["data.val_size=100", "trainer.batch_size=100", "trainer.eval_batch_size=500", "trainer.epochs=2"]
 
@@ -68,17 +70,13 @@ def hyperbench(*args: str, data_root: Path | None = None, offline: bool = True, 
     if data_root is not None:
         env["HYPERBENCH_DATA"] = str(data_root)
     if offline:
-        env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
-                   HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+        env.update(OFFLINE, no_proxy="", NO_PROXY="")
     cmd = [str(Path(sys.executable).with_name(command))]
     if kill_after_epoch is not None:
         cmd = [sys.executable, str(ROOT / "tests" / "kill_after_epoch.py"), str(kill_after_epoch),
                *(["--stage", kill_stage] if kill_stage is not None else []), "--"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env,
                           cwd=cwd or ROOT, timeout=600)
-
-
-OFFLINE = {var: "http://127.0.0.1:9" for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
 
 
 def in_process(*args: str, data_root: Path | None = None,
@@ -103,14 +101,20 @@ def in_process(*args: str, data_root: Path | None = None,
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                cli.main() if command == "hyperbench" else report.main(list(args))
+                if command == "hyperbench":
+                    cli.main()
+                else:
+                    report.main(list(args))
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv, jobs.state = saved_argv, saved_state
         for k, v in saved_env.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         for lg, handlers, level, propagate, disabled in saved_logging:  # Hydra configured logging for the job
             lg.handlers[:] = handlers
             lg.setLevel(level)
