@@ -137,7 +137,8 @@ def invariance_row(model: str) -> Callable[[pd.DataFrame], Measured | None]:
             return None
         pout, p34 = sel.pout.mean(), sel.p34in.mean()
         epochs = int(sel.epochs_completed.max())
-        return Measured(f"Pout {_ms(sel.pout)}, P34in {_ms(sel.p34in)} (n={len(sel)})", pout <= POUT_MAX and p34 >= P34IN_MIN,
+        return Measured(f"Pout {_ms(sel.pout)}, P34in {_ms(sel.p34in)} (n={len(sel)})",
+                        pout <= POUT_MAX and p34 >= P34IN_MIN,
                         f"{epochs} / {SOURCE_EPOCHS_INVARIANCE} epochs",
                         epochs < SOURCE_EPOCHS_INVARIANCE or still_improving(sel),
                         f"rule: Pout <= {POUT_MAX} with P34in >= {P34IN_MIN}")
