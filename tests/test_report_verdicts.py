@@ -90,6 +90,10 @@ def test_cifar_claims_per_block():
     assert row(table, "On CIFAR-10 VGG-Block1").verdict == "reproduces"
     assert row(table, "The VGG-Block1 ConvModel").verdict == "reproduces"  # 70.00 within 2 points of 71.05
     assert not table.claim.str.contains("Block2").any()  # no Block2 runs, no Block2 claims
+    # ahead by less than the margin: no verdict of "beats"; converged (best epoch 60 of 100), so it contradicts
+    table = verdict_table(pd.DataFrame([run("vgg_block1", 0.678), run("vgg_block1_hyper4_4", 0.6772)]))
+    got = row(table, "On CIFAR-10 VGG-Block1")
+    assert got.verdict == "contradicts" and got.ours.startswith("ConvModel +0.08 points over vgg_block1_hyper4_4")
 
 
 def test_symbol_transfer_reads_the_trained_run(tmp_path):
