@@ -134,6 +134,8 @@ REPRO_SHIFT_EPOCHS ?= 5
 # the autoencoder with the semantic-vision code's recipe (TensorFlow initialisation and RMSProp): with PyTorch's
 # defaults it collapses to the all-background output on the full split (docs/studies/transformations.md)
 REPRO_AE_RECIPE ?= model.init=glorot trainer.optimizer=rmsprop_tf trainer.momentum=0.0
+# the deep HyperNet on the 68x68 canvas: with Adam it collapses to an empty canvas (docs/studies/transformations.md)
+REPRO_SHIFT_DEEP_RECIPE ?= trainer.optimizer=rmsprop_tf trainer.momentum=0.0
 
 .PHONY: reproduce-transformations reproduce-shift reproduce-invariance reproduce-cifar
 
@@ -148,7 +150,7 @@ reproduce-transformations: install
 
 ## Shift as the semantic-vision code did it (68x68 canvas, +-20 px): autoencoder vs deep HyperNet.
 reproduce-shift: install
-	$(BIN)/hyperbench -m task=transform transform=shift68 model=hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68/deep
+	$(BIN)/hyperbench -m task=transform transform=shift68 model=hypernet_deep seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_SHIFT_DEEP_RECIPE) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68/deep
 	$(BIN)/hyperbench -m task=transform transform=shift68 model=ae seed=$(REPRO_SEEDS) trainer.epochs=$(REPRO_SHIFT_EPOCHS) $(REPRO_AE_RECIPE) $(REPRO_ARGS) hydra.sweep.dir=$(REPRO_DIR)/shift68/ae
 	$(BIN)/hyperbench-report $(REPRO_DIR)/shift68
 
