@@ -57,16 +57,17 @@ def flat_config(cfg) -> dict:
     return dict(walk(container))
 
 
-# Settings added after runs were recorded, at the value that reproduces the code before them: a run written
-# before a setting existed compares equal (resume, the report's pooling) to one that has it at this value.
-ADDED_LATER = {"trainer.fused": False, "model.mixing": "softmax", "model.init": "torch"}
+# Settings (and config groups) added after runs were recorded, at the value that reproduces the code before
+# them: a run written before one existed compares equal (resume, the report's pooling) to one that has it at
+# this value. hypernet=none: the plain model, as before the hypernet group existed.
+ADDED_LATER = {"hypernet.name": "none", "trainer.fused": False, "model.mixing": "softmax", "model.init": "torch"}
 
 
 def unset(key: str, value) -> bool:
-    """A setting that means "not used" (null, or hypernet=none) or one added later at its old behaviour
-    (ADDED_LATER): equal to its absence, so runs written before it existed compare equal to runs that have it."""
-    return (value is None or (key == "hypernet.name" and value == "none")
-            or (key in ADDED_LATER and ADDED_LATER[key] == value and type(ADDED_LATER[key]) is type(value)))
+    """A setting that means "not used" (null) or one added later at its old behaviour (ADDED_LATER): equal to
+    its absence, so runs written before it existed compare equal to runs that have it."""
+    return value is None or (key in ADDED_LATER and ADDED_LATER[key] == value
+                             and type(ADDED_LATER[key]) is type(value))
 
 
 def measured_settings(cfg, ignore: tuple[str, ...] = NOT_MEASURED) -> dict:
